@@ -1,0 +1,155 @@
+"""Photo loading: any common file becomes float32 RGB in [0, 1], orientation applied.
+
+Grey, palette, alpha, 16-bit, float and CMYK inputs are converted, not rejected.
+Every failure raises :class:`ImageLoadError` with one line a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pixels beyond this are refused before decoding (a 24-bit 200 MP photo needs 2.4 GB as float32).
+MAX_PIXELS = 200_000_000
+
+
+class ImageLoadError(Exception):
+    """The photo cannot be used; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: str
+    width: int
+    height: int
+    mode: str          # the file's own mode, e.g. "CMYK", "I;16", "RGBA"
+    bit_depth: int
+    had_alpha: bool
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an H×W[×C] array, as ImageOps.exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _composite_over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    # Transparent pixels often hold arbitrary colour (black); white is what a viewer shows.
+    a = alpha[:, :, None]
+    return rgb * a + (1.0 - a)
+
+
+def _sixteen_bit(path: str, orientation: int) -> np.ndarray | None:
+    """Decode 16-bit PNG/TIFF at full depth with OpenCV (Pillow drops RGB to 8 bits)."""
+    data = np.fromfile(path, dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16:
+        return None
+    f = arr.astype(np.float32) / 65535.0
+    if f.ndim == 2:
+        rgb = np.repeat(f[:, :, None], 3, axis=2)
+    elif f.shape[2] == 2:
+        rgb = _composite_over_white(np.repeat(f[:, :, :1], 3, axis=2), f[:, :, 1])
+    elif f.shape[2] == 3:
+        rgb = f[:, :, ::-1]
+    else:
+        rgb = _composite_over_white(f[:, :, 2::-1], f[:, :, 3])
+    return _orient(np.ascontiguousarray(rgb, dtype=np.float32), orientation)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """Load ``path`` → (H×W×3 float32 RGB in [0, 1], info)."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageLoadError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageLoadError(f"{p}: is a folder, not a photo")
+    if p.stat().st_size == 0:
+        raise ImageLoadError(f"{p}: the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise ImageLoadError(f"{p}: not an image file this program can read") from None
+        raise ImageLoadError(f"{p}: too large to open safely") from None
+    except OSError as e:
+        raise ImageLoadError(f"{p}: cannot be read ({e})") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageLoadError(
+                f"{p}: {w}×{h} is {w * h / 1e6:.0f} megapixels, more than the "
+                f"{max_pixels / 1e6:.0f} MP this program handles"
+            )
+        if w == 0 or h == 0:
+            raise ImageLoadError(f"{p}: the image has no pixels")
+        mode = im.mode
+        try:
+            im.load()
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+            msg = str(e) or e.__class__.__name__
+            if "truncated" in msg.lower():
+                raise ImageLoadError(f"{p}: the file is truncated or damaged") from None
+            raise ImageLoadError(f"{p}: cannot be decoded ({msg})") from None
+        had_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+            mode == "P" and "transparency" in im.info
+        )
+        bit_depth = 16 if mode.startswith("I;16") else 32 if mode in ("I", "F") else 8
+        if p.suffix.lower() in (".png", ".tif", ".tiff"):
+            deep = _sixteen_bit(str(p), orientation)
+            if deep is not None:
+                info = ImageInfo(str(p), deep.shape[1], deep.shape[0], mode, 16, had_alpha)
+                return deep, info
+        im = ImageOps.exif_transpose(im)
+        rgb = _to_rgb_float(im)
+    info = ImageInfo(str(p), rgb.shape[1], rgb.shape[0], mode, bit_depth, had_alpha)
+    return rgb, info
+
+
+def _to_rgb_float(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        scale = 65535.0 if (mode.startswith("I;16") or a.max(initial=0) > 255) else 255.0
+        if mode == "F":
+            scale = 1.0 if a.max(initial=0) <= 1.0 else 255.0
+        g = np.clip(a / scale, 0.0, 1.0)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if mode == "P":
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("LA", "La", "PA"):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        a = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        return np.ascontiguousarray(_composite_over_white(a[:, :, :3], a[:, :, 3]), dtype=np.float32)
+    # CMYK, YCbCr, LAB, HSV, 1, L: Pillow knows how to get to RGB.
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """H×W×3 float32 RGB in [0, 1] with EXIF orientation applied."""
+    return read_image(path, max_pixels)[0]
