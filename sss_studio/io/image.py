@@ -94,6 +94,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
             raise ImageLoadError(f"{p}: not an image file this program can read") from None
         raise ImageLoadError(f"{p}: too large to open safely") from None
     except OSError as e:
+        if "truncated" in str(e).lower():
+            raise ImageLoadError(f"{p}: the file is truncated or damaged") from None
         raise ImageLoadError(f"{p}: cannot be read ({e})") from None
     with im:
         w, h = im.size
