@@ -1,0 +1,263 @@
+"""The Segmenter: photo (+ features) → K soft layers, stage by stage, with progress,
+cancellation and a cache that makes a change of affinity weights or of the number of
+layers re-run only the stages that depend on it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Optional
+
+import cv2
+import numpy as np
+
+from . import spectral
+from .affinity import AffinityWeights, build_laplacian, matting_affinity
+from .cancel import CancelFn, Cancelled, ProgressFn, check
+from .features import FeatureParams, prepare_given_features, preprocess_features
+from .guided_filter import guided_upsample
+from .sparsify import (
+    ConstrainedParams,
+    GroupingParams,
+    RelaxedParams,
+    constrained_sparsify,
+    group_segments,
+    initial_segments,
+    normalise_layers,
+    relaxed_sparsify,
+)
+from .superpixels import SuperpixelParams, compute_superpixels
+
+__all__ = ["Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES"]
+
+# Stage names in order, with a rough share of the run time (for an overall progress figure).
+STAGES: list[tuple[str, float]] = [
+    ("resize", 0.0),
+    ("embedding", 0.05),
+    ("features", 0.03),
+    ("superpixels", 0.03),
+    ("affinities", 0.04),
+    ("eigenvectors", 0.30),
+    ("initial segments", 0.01),
+    ("soft segments", 0.35),
+    ("grouping", 0.01),
+    ("refining layers", 0.17),
+    ("upsampling", 0.02),
+]
+_START = {}
+_acc = 0.0
+for _name, _share in STAGES:
+    _START[_name] = (_acc, _share)
+    _acc += _share
+
+
+@dataclass(frozen=True)
+class SegmenterParams:
+    mode: str = "reference"            # eigensolver/schedule: "reference" or "fast"
+    layers: int = 5
+    working_pixels: int = 300_000      # larger photos are processed at this size
+    seed: int = 0
+    clip_layers: bool = True           # final layers clipped to [0, 1], renormalised
+    weights: AffinityWeights = AffinityWeights()
+    features: FeatureParams = FeatureParams()
+    superpixels: SuperpixelParams = SuperpixelParams()
+    eigen: spectral.EigenParams = spectral.EigenParams()
+    constrained: ConstrainedParams = ConstrainedParams()
+    grouping: GroupingParams = GroupingParams()
+    relaxed: RelaxedParams = RelaxedParams()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SegmentationResult:
+    alphas: np.ndarray                 # K×H×W float32, full resolution, sum to one
+    image: np.ndarray                  # H×W×3 float32, full resolution
+    params: SegmenterParams
+    timings: dict[str, float] = field(default_factory=dict)
+    working_size: tuple[int, int] = (0, 0)   # (h, w) the layers were computed at
+    provider: Optional[str] = None     # onnxruntime provider that ran the model, if any
+
+    @property
+    def layer_count(self) -> int:
+        return int(self.alphas.shape[0])
+
+
+def working_shape(h: int, w: int, max_pixels: int) -> tuple[int, int]:
+    if h * w <= max_pixels:
+        return h, w
+    s = (max_pixels / (h * w)) ** 0.5
+    return max(3, int(round(h * s))), max(3, int(round(w * s)))
+
+
+class Segmenter:
+    """Runs the stages for one photo. Not thread-safe: one run at a time.
+
+    ``embedding_model`` is anything with ``embed(image, cancel=...) -> H×W×D`` and a
+    ``provider`` attribute (``features.EmbeddingModel``); it is only needed when no
+    features are given.
+    """
+
+    def __init__(self, params: SegmenterParams = SegmenterParams(), embedding_model: Any = None):
+        self.params = params
+        self.embedding_model = embedding_model
+        self._image: Optional[np.ndarray] = None
+        self._given_features: Optional[np.ndarray] = None
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._last_basis: Optional[spectral.EigenBasis] = None
+
+    # -- inputs -----------------------------------------------------------------------
+    def set_image(self, image: np.ndarray, features: Optional[np.ndarray] = None) -> None:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("the photo must be an H×W×3 RGB array")
+        if features is not None:
+            if features.ndim == 2:
+                features = features[:, :, None]
+            if features.shape[:2] != image.shape[:2]:
+                raise ValueError(
+                    f"features are {features.shape[1]}×{features.shape[0]} but the photo is "
+                    f"{image.shape[1]}×{image.shape[0]}: sizes must match"
+                )
+        self._image = image
+        self._given_features = None if features is None else np.asarray(features, np.float32)
+        self._cache.clear()
+        self._last_basis = None
+
+    @property
+    def image(self) -> Optional[np.ndarray]:
+        return self._image
+
+    # -- running ----------------------------------------------------------------------
+    def run(
+        self,
+        params: Optional[SegmenterParams] = None,
+        progress: ProgressFn = None,
+        cancel: CancelFn = None,
+    ) -> SegmentationResult:
+        """Run (or re-run from the first stage whose inputs changed). Raises Cancelled."""
+        if self._image is None:
+            raise RuntimeError("no photo set")
+        p = params or self.params
+        self.params = p
+        timings: dict[str, float] = {}
+        provider = None
+
+        def stage_progress(name: str) -> Callable[[str, float], None]:
+            start, share = _START.get(name, (_START["affinities"][0], 0.0) if name == "matting" else (0.0, 0.0))
+
+            def cb(_stage: str, frac: float) -> None:
+                if progress is not None:
+                    progress(name, start + share * frac)
+
+            return cb
+
+        def stage(name: str, key: Any, fn: Callable[[], Any]) -> Any:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            check(cancel)
+            stage_progress(name)(name, 0.0)
+            t0 = time.perf_counter()
+            value = fn()
+            timings[name] = time.perf_counter() - t0
+            check(cancel)  # a stage finished after cancel is not cached as the answer
+            self._cache[name] = (key, value)
+            stage_progress(name)(name, 1.0)
+            return value
+
+        full = self._image
+        H, W = full.shape[:2]
+        h, w = working_shape(H, W, p.working_pixels)
+        work_key = (h, w)
+        image = stage("resize", work_key, lambda: _resize(full, h, w)) if (h, w) != (H, W) else full
+
+        if self._given_features is not None:
+            emb_key = ("given", work_key)
+            raw = stage("embedding", emb_key, lambda: _resize(self._given_features, h, w))
+        else:
+            if self.embedding_model is None:
+                raise RuntimeError("no features given and no embedding model loaded")
+            emb_key = ("model", id(self.embedding_model), work_key)
+            raw = stage("embedding", emb_key, lambda: self.embedding_model.embed(image, cancel=cancel))
+            provider = getattr(self.embedding_model, "provider", None)
+
+        feat_key = (emb_key, p.features)
+        if self._given_features is not None:
+            feats = stage("features", feat_key, lambda: prepare_given_features(image, raw, p.features))
+        else:
+            feats = stage("features", feat_key, lambda: preprocess_features(image, raw, p.features))
+
+        spx_key = (feat_key, p.superpixels)
+        spx = stage("superpixels", spx_key, lambda: compute_superpixels(image, feats, p.superpixels))
+
+        mat_key = (work_key, p.weights.matting_eps)
+        matting = stage("matting", mat_key, lambda: matting_affinity(image, p.weights.matting_eps))
+        lap_key = (spx_key, mat_key, p.weights)
+        lap = stage("affinities", lap_key, lambda: build_laplacian(image, spx, p.weights, matting))
+
+        eig_key = (lap_key, p.mode, p.eigen)
+        solver = spectral.get_solver(p.mode)
+        warm = self._last_basis if (self._last_basis is not None and self._last_basis.vectors.shape[0] == h * w) else None
+        basis = stage(
+            "eigenvectors",
+            eig_key,
+            lambda: solver(lap, p.eigen, warm_start=warm, cancel=cancel, progress=stage_progress("eigenvectors")),
+        )
+        self._last_basis = basis
+
+        init_key = (feat_key, p.constrained.components, p.seed)
+        init = stage("initial segments", init_key, lambda: initial_segments(feats, p.constrained.components, p.seed))
+        seg_key = (eig_key, init_key, p.constrained)
+        segments = stage(
+            "soft segments",
+            seg_key,
+            lambda: constrained_sparsify(
+                basis.vectors, basis.values, init, p.constrained, (h, w), cancel, stage_progress("soft segments")
+            ),
+        )
+        grp_key = (seg_key, p.layers, p.grouping, p.seed)
+        grouping = replace(p.grouping, layers=p.layers)
+        grouped = stage("grouping", grp_key, lambda: group_segments(segments, feats, grouping, p.seed))
+        rel_key = (grp_key, p.relaxed)
+        relaxed = stage(
+            "refining layers",
+            rel_key,
+            lambda: relaxed_sparsify(grouped, lap, image, p.relaxed, cancel, stage_progress("refining layers")),
+        )
+        up_key = (rel_key, p.clip_layers, (H, W))
+        alphas = stage("upsampling", up_key, lambda: _finish(relaxed, full, (h, w), p.clip_layers))
+        if progress is not None:
+            progress("done", 1.0)
+        return SegmentationResult(
+            alphas=alphas, image=full, params=p, timings=timings, working_size=(h, w), provider=provider
+        )
+
+
+def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    if x.shape[:2] == (h, w):
+        return x
+    out = np.empty((h, w) + x.shape[2:], np.float32)
+    # INTER_AREA averages when shrinking; cv2 handles ≤ 4 channels per call reliably.
+    src = x if x.ndim == 3 else x[:, :, None]
+    o = out if out.ndim == 3 else out[:, :, None]
+    for c0 in range(0, src.shape[2], 4):
+        c1 = min(c0 + 4, src.shape[2])
+        r = cv2.resize(np.ascontiguousarray(src[:, :, c0:c1], dtype=np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        o[:, :, c0:c1] = r.reshape(h, w, c1 - c0)
+    return out
+
+
+def _finish(layers: np.ndarray, full: np.ndarray, work: tuple[int, int], clip: bool) -> np.ndarray:
+    """N×K working-size layers → K×H×W float32 at full size, summing to one."""
+    h, w = work
+    H, W = full.shape[:2]
+    x = layers.reshape(h, w, -1)
+    if (h, w) != (H, W):
+        # Edge-aware: coefficients fitted at the working size, applied to the full photo.
+        radius = max(2, int(round(4 * (h * w / 300_000) ** 0.5)))
+        x = guided_upsample(full, np.clip(x, -0.5, 1.5).astype(np.float32), size=2 * radius + 1, eps=1e-4)
+    x = normalise_layers(x, clip=clip) if clip else normalise_layers(x, clip=False)
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)

@@ -1,0 +1,231 @@
+"""From eigenvectors to soft layers (ALGORITHM.md §5–7).
+
+constrained_sparsify: 40 sparse soft segments in the span of the eigenvectors.
+group_segments: k-means on their mean features → K layers.
+relaxed_sparsify: per-pixel sparsity refinement on the full Laplacian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from skimage.filters import farid_h, farid_v
+
+from .cancel import CancelFn, Cancelled, ProgressFn, check, report
+from .kmeans import kmeans
+
+
+@dataclass(frozen=True)
+class ConstrainedParams:
+    components: int = 40
+    iterations: int = 40
+    sparsity: float = 0.8          # γ
+    drop_threshold: float = 0.1    # components with max|α| ≤ this are dropped …
+    drop_every: int = 10           # … after iterations 11, 21, 31
+    pixel_stride: int = 1          # Gram statistics on every n-th pixel per axis (1 = all)
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    layers: int = 5
+    n_init: int = 10   # restarts make the grouping independent of the seed (PERFORMANCE.md §3)
+
+
+@dataclass(frozen=True)
+class RelaxedParams:
+    iterations: int = 20
+    delta: float = 100.0        # soft sum-to-one weight
+    cg_tol: float = 1e-6
+    cg_iterations: int = 100
+    final_cg_iterations: int = 1000
+
+
+_THR = 1e-10
+_W = 0.3
+
+
+def _irls_weights(alpha: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """e0 (pull to 0), e1 (pull to 1) of the sparsity prior |α|^γ + |1−α|^γ."""
+    e0 = _W**gamma * np.maximum(np.abs(alpha), _THR) ** (gamma - 2.0)
+    e1 = _W**gamma * np.maximum(np.abs(alpha - 1.0), _THR) ** (gamma - 2.0)
+    return e0, e1
+
+
+def initial_segments(features: np.ndarray, components: int, seed: int) -> np.ndarray:
+    """Hard k-means clusters of the 3-D features as one-hot N×C columns (empty ones dropped)."""
+    f = features.reshape(-1, features.shape[-1])
+    labels, _ = kmeans(f, components, seed=seed)
+    used = np.unique(labels)
+    onehot = (labels[:, None] == used[None, :]).astype(np.float64)
+    return onehot
+
+
+def _gram(E: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Eᵀ·diag(w)·E with BLAS."""
+    return (E * w[:, None]).T @ E
+
+
+def constrained_sparsify(
+    eigvecs: np.ndarray,
+    eigvals: np.ndarray,
+    init: np.ndarray,
+    params: ConstrainedParams = ConstrainedParams(),
+    image_shape: tuple[int, int] | None = None,
+    cancel: CancelFn = None,
+    progress: ProgressFn = None,
+) -> np.ndarray:
+    """IRLS for sparse soft segments α_k = E·y_k, the last one 1 − Σ α_k (exact sum to one).
+
+    Each iteration minimises Σ_k y_kᵀ|Λ|y_k + Σ_p e1(α−1)² + e0·α² with weights from the
+    previous α. The normal equations are block-diagonal plus a coupling through the last
+    component: A_k·y_k + A_C·s = c_k with s = Σ y_k. We solve that exactly with one
+    Cholesky per component and an m×m coupling system instead of a dense (C−1)·m system.
+    Returns N×C' soft segments (C' ≤ C after dropping).
+    """
+    E = np.asarray(eigvecs, np.float64)
+    n, m = E.shape
+    lam = np.diag(np.abs(np.asarray(eigvals, np.float64)))
+    gamma = params.sparsity
+    if params.pixel_stride > 1 and image_shape is not None:
+        h, w = image_shape
+        grid = np.zeros((h, w), bool)
+        grid[:: params.pixel_stride, :: params.pixel_stride] = True
+        sample = np.flatnonzero(grid.ravel())
+    else:
+        sample = np.arange(n)
+    scale = n / len(sample)  # statistics on a subsample stand for all pixels
+    Es = E[sample]
+
+    alpha_s = init[sample].astype(np.float64)  # the one-hot start sets the first weights
+    y = None
+    comps = alpha_s.shape[1]
+    for it in range(1, params.iterations + 1):
+        check(cancel)
+        e0, e1 = _irls_weights(alpha_s, gamma)
+        wsum = e0 + e1
+        A_last = lam + scale * _gram(Es, wsum[:, -1])
+        b_last = scale * (Es.T @ e0[:, -1])
+        chol, rhs = [], []
+        for k in range(comps - 1):
+            A_k = lam + scale * _gram(Es, wsum[:, k])
+            c_k = scale * (Es.T @ e1[:, k]) + b_last
+            chol.append(sla.cho_factor(A_k))
+            rhs.append(c_k)
+        # s = Σ y_k:  (I + M·A_C) s = Σ A_k⁻¹ c_k,  M = Σ A_k⁻¹
+        Ainv_c = np.stack([sla.cho_solve(f, c) for f, c in zip(chol, rhs)], 1)
+        M = sum(sla.cho_solve(f, np.eye(m)) for f in chol)
+        s = np.linalg.solve(np.eye(m) + M @ A_last, Ainv_c.sum(1))
+        r = A_last @ s
+        y = np.stack([sla.cho_solve(f, c - r) for f, c in zip(chol, rhs)], 1)  # m×(C'−1)
+
+        alpha_s = _with_last(Es @ y)
+        if params.drop_every and it % params.drop_every == 1 and it > 1:
+            keep = np.abs(_with_last(E @ y)).max(axis=0) > params.drop_threshold
+            y = _drop(y, keep)
+            comps = y.shape[1] + 1
+            alpha_s = _with_last(Es @ y)
+        report(progress, "soft segments", it / params.iterations)
+    return _with_last(E @ y)
+
+
+def _with_last(alpha: np.ndarray) -> np.ndarray:
+    return np.concatenate([alpha, 1.0 - alpha.sum(axis=1, keepdims=True)], axis=1)
+
+
+def _drop(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Drop weak components; a dropped component's mass joins the implicit last one.
+    If the implicit one itself is weak, the last kept explicit component becomes implicit."""
+    explicit = keep[:-1].copy()
+    if not keep[-1] and explicit.any():
+        explicit[np.flatnonzero(explicit)[-1]] = False
+    if explicit.sum() == 0:
+        return y[:, :1]  # never collapse below two components
+    return y[:, explicit]
+
+
+def group_segments(
+    segments: np.ndarray, features: np.ndarray, params: GroupingParams = GroupingParams(), seed: int = 0
+) -> np.ndarray:
+    """Sum soft segments whose α-weighted mean features fall in the same k-means group → N×K."""
+    f = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    weight = np.maximum(segments, 0.0)
+    mass = weight.sum(axis=0)
+    mean_feat = (weight.T @ f) / np.maximum(mass, 1e-12)[:, None]
+    k = min(params.layers, segments.shape[1])
+    labels, _ = kmeans(mean_feat, k, seed=seed, n_init=params.n_init)
+    groups = np.unique(labels)
+    onehot = (labels[:, None] == groups[None, :]).astype(np.float64)
+    layers = segments @ onehot
+    # Order layers by size so that layer 1 is the largest (stable naming across runs).
+    order = np.argsort(-np.maximum(layers, 0).sum(axis=0), kind="stable")
+    return layers[:, order]
+
+
+def image_gradient(image: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of the luminance (Farid–Simoncelli derivative filters)."""
+    grey = image[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return np.hypot(farid_h(grey), farid_v(grey))
+
+
+def relaxed_sparsify(
+    layers: np.ndarray,
+    laplacian: sp.csr_matrix,
+    image: np.ndarray,
+    params: RelaxedParams = RelaxedParams(),
+    cancel: CancelFn = None,
+    progress: ProgressFn = None,
+) -> np.ndarray:
+    """Refine N×K layers: per-pixel sparsity (γ_p = min(|∇I|, 0.1) + 0.9), Laplacian
+    smoothness and a soft sum-to-one (δ), by IRLS with block conjugate gradients."""
+    n, k = layers.shape
+    gamma = (np.minimum(image_gradient(image).ravel(), 0.1) + 0.9)[:, None]
+    x_init = layers.astype(np.float64).copy()
+    x_init[x_init < 0.1] = 0.0
+    x_init[x_init > 0.9] = 1.0
+    total = x_init.sum(axis=1, keepdims=True)
+    ok = total[:, 0] > 1e-8
+    x_init[ok] /= total[ok]
+    x_init[~ok] = layers[~ok]
+    delta = params.delta
+    lap = sp.csr_matrix(laplacian)
+    lap_diag = lap.diagonal()[:, None]
+
+    def solve(extra_diag: np.ndarray, b: np.ndarray, x0: np.ndarray, maxiter: int) -> np.ndarray:
+        def matvec(v: np.ndarray) -> np.ndarray:
+            X = v.reshape(n, k)
+            return (lap @ X + delta * X.sum(axis=1, keepdims=True) + extra_diag * X).ravel()
+
+        A = spla.LinearOperator((n * k, n * k), matvec=matvec, dtype=np.float64)
+        inv_diag = (1.0 / np.broadcast_to(lap_diag + delta + extra_diag, (n, k))).ravel()
+        M = spla.LinearOperator((n * k, n * k), matvec=lambda v: inv_diag * v, dtype=np.float64)
+        sol, _ = spla.cg(A, b.ravel(), x0=x0.ravel(), rtol=params.cg_tol, maxiter=maxiter, M=M,
+                         callback=lambda _: check(cancel))
+        return sol.reshape(n, k)
+
+    x = x_init.copy()
+    for it in range(params.iterations):
+        check(cancel)
+        u = np.maximum(np.abs(x), 0.01) ** (gamma - 2.0)
+        v = np.maximum(np.abs(1.0 - x), 0.01) ** (gamma - 2.0)
+        x = solve(u + v + 1.0, v + x_init + delta, x, params.cg_iterations)
+        report(progress, "refining layers", (it + 1) / (params.iterations + 2))
+    x = solve(np.ones((n, 1)), x + delta, x, params.final_cg_iterations)
+    report(progress, "refining layers", 1.0)
+    return x
+
+
+def normalise_layers(layers: np.ndarray, clip: bool = True) -> np.ndarray:
+    """Make N×K (or K×…) layers sum to exactly one: clip to [0, 1] then divide by the sum
+    (``clip=False``: spread the residual evenly, keeping values as they are otherwise)."""
+    x = np.asarray(layers, np.float64)
+    if clip:
+        x = np.clip(x, 0.0, 1.0)
+        s = x.sum(axis=-1, keepdims=True)
+        flat = s[..., 0] <= 1e-12
+        x = np.where(flat[..., None], 1.0 / x.shape[-1], x / np.maximum(s, 1e-12))
+        return x
+    return x + (1.0 - x.sum(axis=-1, keepdims=True)) / x.shape[-1]
