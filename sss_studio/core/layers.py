@@ -1,0 +1,436 @@
+"""LayerStack: the Qt-free edit model of the studio.
+
+A stack holds the photo, K soft alphas (K×H×W float32, summing to one at every
+pixel) and per-layer edit state (name, swatch colour, visibility, recolour). Every
+numeric operation the editor needs lives here: merging, hit-testing, recolouring
+through the soft alpha, compositing for display and export, thumbnails.
+
+Alphas are treated as immutable: an edit builds a new array and never writes into
+the old one, so a :class:`StackState` snapshot (used as undo data) just keeps a
+reference, and restoring it gives back exactly the previous state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Optional, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "Recolour",
+    "Layer",
+    "StackState",
+    "LayerStack",
+    "apply_recolour",
+    "rgb_to_hsv",
+    "hsv_to_rgb",
+    "checkerboard",
+    "default_colour",
+    "PALETTE",
+]
+
+# Swatch colours (0–255 RGB), distinct on photos; cycled for more layers.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (255, 200, 25),
+    (145, 30, 180),
+    (70, 240, 240),
+    (245, 130, 48),
+    (240, 50, 230),
+    (210, 245, 60),
+    (0, 128, 128),
+    (170, 110, 40),
+    (128, 128, 255),
+)
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def default_colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class Recolour:
+    """How a layer's pixels are changed; applied through the layer's soft alpha.
+
+    hue: shift in degrees; saturation, brightness: multipliers (1 = unchanged);
+    tint: an RGB colour (0–1) the layer is pulled towards with ``tint_strength``
+    (0–1), keeping each pixel's luminance.
+    """
+
+    hue: float = 0.0
+    saturation: float = 1.0
+    brightness: float = 1.0
+    tint: Optional[tuple[float, float, float]] = None
+    tint_strength: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return (
+            self.hue % 360.0 == 0.0
+            and self.saturation == 1.0
+            and self.brightness == 1.0
+            and (self.tint is None or self.tint_strength == 0.0)
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "hue": self.hue,
+            "saturation": self.saturation,
+            "brightness": self.brightness,
+            "tint": None if self.tint is None else list(self.tint),
+            "tint_strength": self.tint_strength,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recolour":
+        tint = d.get("tint")
+        return cls(
+            hue=float(d.get("hue", 0.0)),
+            saturation=float(d.get("saturation", 1.0)),
+            brightness=float(d.get("brightness", 1.0)),
+            tint=None if tint is None else tuple(float(c) for c in tint),  # type: ignore[arg-type]
+            tint_strength=float(d.get("tint_strength", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    colour: tuple[int, int, int]          # swatch / overlay colour, 0–255 RGB
+    visible: bool = True
+    recolour: Recolour = field(default_factory=Recolour)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "colour": list(self.colour),
+            "visible": self.visible,
+            "recolour": self.recolour.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Layer":
+        return cls(
+            name=str(d["name"]),
+            colour=tuple(int(c) for c in d["colour"]),  # type: ignore[arg-type]
+            visible=bool(d.get("visible", True)),
+            recolour=Recolour.from_dict(d.get("recolour", {})),
+        )
+
+
+@dataclass(frozen=True)
+class StackState:
+    """Undo data: the alphas (shared, never written) and the per-layer edit state."""
+
+    alphas: np.ndarray
+    layers: tuple[Layer, ...]
+
+
+# -- colour maths --------------------------------------------------------------------
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """…×3 RGB in [0,1] → …×3 HSV with hue in [0,1)."""
+    rgb = np.asarray(rgb, np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx = rgb.max(axis=-1)
+    mn = rgb.min(axis=-1)
+    d = mx - mn
+    safe = np.where(d > 0, d, 1.0)
+    h = np.where(
+        mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    )
+    h = np.where(d > 0, h / 6.0, 0.0)
+    s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
+    return np.stack([h, s, mx], axis=-1).astype(np.float32)
+
+
+def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    h, s, v = hsv[..., 0] % 1.0, hsv[..., 1], hsv[..., 2]
+    i = np.floor(h * 6.0)
+    f = h * 6.0 - i
+    p = v * (1 - s)
+    q = v * (1 - s * f)
+    t = v * (1 - s * (1 - f))
+    i = i.astype(np.int32) % 6
+    r = np.choose(i, [v, q, p, p, t, v])
+    g = np.choose(i, [t, v, v, q, p, p])
+    b = np.choose(i, [p, p, t, v, v, q])
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+def apply_recolour(rgb: np.ndarray, rc: Recolour) -> np.ndarray:
+    """The layer's pixels after its recolour (the full photo, before the alpha)."""
+    out = np.asarray(rgb, np.float32)
+    if rc.hue % 360.0 != 0.0 or rc.saturation != 1.0 or rc.brightness != 1.0:
+        hsv = rgb_to_hsv(out)
+        hsv[..., 0] = (hsv[..., 0] + rc.hue / 360.0) % 1.0
+        hsv[..., 1] = np.clip(hsv[..., 1] * rc.saturation, 0.0, 1.0)
+        hsv[..., 2] = np.clip(hsv[..., 2] * rc.brightness, 0.0, 1.0)
+        out = hsv_to_rgb(hsv)
+    if rc.tint is not None and rc.tint_strength > 0.0:
+        tint = np.asarray(rc.tint, np.float32)
+        lum = out @ _LUMA
+        # The tint colour scaled so that the pixel keeps its luminance.
+        tinted = np.clip(lum[..., None] * (tint / max(float(tint @ _LUMA), 1e-3)), 0.0, 1.0)
+        out = out + np.float32(rc.tint_strength) * (tinted - out)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def checkerboard(h: int, w: int, cell: int = 8, light: float = 0.8, dark: float = 0.6) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, light, dark).astype(np.float32)
+    return np.repeat(board[:, :, None], 3, axis=2)
+
+
+def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    if x.shape[:2] == (h, w):
+        return x
+    return cv2.resize(np.ascontiguousarray(x, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+
+
+# -- the stack -----------------------------------------------------------------------
+
+
+class LayerStack:
+    """The photo, its soft layers and their edit state."""
+
+    def __init__(self, image: np.ndarray, alphas: np.ndarray, layers: Optional[Sequence[Layer]] = None):
+        image = np.ascontiguousarray(image, np.float32)
+        alphas = np.ascontiguousarray(alphas, np.float32)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("the photo must be H×W×3")
+        if alphas.ndim != 3 or alphas.shape[1:] != image.shape[:2]:
+            raise ValueError(f"alphas are {alphas.shape}, photo is {image.shape[:2]}: sizes must match")
+        if layers is None:
+            layers = [Layer(f"Layer {k + 1}", default_colour(k)) for k in range(alphas.shape[0])]
+        if len(layers) != alphas.shape[0]:
+            raise ValueError(f"{len(layers)} layer records for {alphas.shape[0]} alphas")
+        image.setflags(write=False)
+        alphas.setflags(write=False)
+        self.image = image
+        self._alphas = alphas
+        self._layers: list[Layer] = list(layers)
+        self._recoloured: dict[Recolour, np.ndarray] = {}
+
+    # -- basic access -----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    @property
+    def alphas(self) -> np.ndarray:
+        return self._alphas
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return tuple(self._layers)
+
+    def layer(self, index: int) -> Layer:
+        return self._layers[index]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+    # -- undo data --------------------------------------------------------------------
+    def snapshot(self) -> StackState:
+        return StackState(self._alphas, tuple(self._layers))
+
+    def restore(self, state: StackState) -> None:
+        if state.alphas.shape[1:] != self.image.shape[:2]:
+            raise ValueError("the state belongs to a photo of another size")
+        self._alphas = state.alphas
+        self._layers = list(state.layers)
+
+    # -- edits ------------------------------------------------------------------------
+    def set_layer(self, index: int, layer: Layer) -> None:
+        self._layers[index] = layer
+
+    def rename(self, index: int, name: str) -> None:
+        self._layers[index] = replace(self._layers[index], name=name)
+
+    def set_visible(self, index: int, visible: bool) -> None:
+        self._layers[index] = replace(self._layers[index], visible=bool(visible))
+
+    def set_visibility(self, visible: Sequence[bool]) -> None:
+        if len(visible) != len(self._layers):
+            raise ValueError("one visibility flag per layer")
+        self._layers = [replace(l, visible=bool(v)) for l, v in zip(self._layers, visible)]
+
+    def set_recolour(self, index: int, recolour: Recolour) -> None:
+        self._layers[index] = replace(self._layers[index], recolour=recolour)
+
+    def merge(self, indices: Iterable[int]) -> int:
+        """Merge the layers into one at the lowest index; returns that index.
+
+        The merged alpha is the sum of the merged alphas, so the stack still sums to
+        one. It keeps the first layer's colour and visibility (visible if any was);
+        its recolour is kept only when all merged layers had the same one.
+        """
+        idx = sorted(set(int(i) for i in indices))
+        if len(idx) < 2:
+            raise ValueError("select at least two layers to merge")
+        if idx[0] < 0 or idx[-1] >= len(self._layers):
+            raise IndexError("layer index out of range")
+        merged_alpha = self._alphas[idx].sum(axis=0, dtype=np.float32)
+        parts = [self._layers[i] for i in idx]
+        recolours = {p.recolour for p in parts}
+        merged = Layer(
+            name=" + ".join(p.name for p in parts),
+            colour=parts[0].colour,
+            visible=any(p.visible for p in parts),
+            recolour=parts[0].recolour if len(recolours) == 1 else Recolour(),
+        )
+        keep = [k for k in range(len(self._layers)) if k not in idx[1:]]
+        new_alphas = np.empty((len(keep),) + self._alphas.shape[1:], np.float32)
+        new_layers: list[Layer] = []
+        for j, k in enumerate(keep):
+            if k == idx[0]:
+                new_alphas[j] = merged_alpha
+                new_layers.append(merged)
+            else:
+                new_alphas[j] = self._alphas[k]
+                new_layers.append(self._layers[k])
+        new_alphas.setflags(write=False)
+        self._alphas = new_alphas
+        self._layers = new_layers
+        return idx[0]
+
+    # -- queries ----------------------------------------------------------------------
+    def hit_test(self, x: float, y: float) -> Optional[int]:
+        """The layer with the largest alpha at pixel (x, y), or None outside the photo."""
+        h, w = self.shape
+        xi, yi = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= xi < w and 0 <= yi < h):
+            return None
+        return int(np.argmax(self._alphas[:, yi, xi]))
+
+    def alpha_at(self, index: int, x: float, y: float) -> float:
+        return float(self._alphas[index, int(y), int(x)])
+
+    def solo_visibility(self, index: int) -> list[bool]:
+        return [k == index for k in range(len(self._layers))]
+
+    def visibility(self) -> list[bool]:
+        return [l.visible for l in self._layers]
+
+    @property
+    def has_edits(self) -> bool:
+        return any(not l.recolour.is_identity for l in self._layers)
+
+    # -- pixels -----------------------------------------------------------------------
+    def layer_pixels(self, index: int) -> np.ndarray:
+        """The photo as seen through layer ``index``'s recolour (H×W×3, before alpha)."""
+        rc = self._layers[index].recolour
+        if rc.is_identity:
+            return self.image
+        hit = self._recoloured.get(rc)
+        if hit is None:
+            if len(self._recoloured) > 16:
+                self._recoloured.clear()
+            hit = apply_recolour(self.image, rc)
+            hit.setflags(write=False)
+            self._recoloured[rc] = hit
+        return hit
+
+    def layer_images(self) -> np.ndarray:
+        """K×H×W×3 per-layer pixels (recolours applied), e.g. for export."""
+        return np.stack([self.layer_pixels(k) for k in range(len(self._layers))])
+
+    def edited_image(self) -> np.ndarray:
+        """The edited photo: Σ α_k·f_k(photo). Written as photo + Σ α_k (f_k − photo)
+        over the recoloured layers, so pixels where those alphas are zero stay exactly
+        the photo's."""
+        out = self.image.copy()
+        for k, layer in enumerate(self._layers):
+            if not layer.recolour.is_identity:
+                out += self._alphas[k][:, :, None] * (self.layer_pixels(k) - self.image)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def composite(self, background: Optional[np.ndarray] = None) -> np.ndarray:
+        """Edited photo with hidden layers removed, showing ``background`` (a
+        checkerboard by default) through them."""
+        out = self.edited_image()
+        hidden = [k for k, l in enumerate(self._layers) if not l.visible]
+        if hidden:
+            bg = checkerboard(*self.shape) if background is None else background
+            for k in hidden:
+                out += self._alphas[k][:, :, None] * (bg - self.layer_pixels(k))
+            np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def isolated(self, indices: Iterable[int], background: Optional[np.ndarray] = None) -> np.ndarray:
+        """The given layers alone (recoloured) over ``background`` (checkerboard)."""
+        idx = list(indices)
+        bg = checkerboard(*self.shape) if background is None else background
+        out = np.array(bg, np.float32, copy=True)
+        if not idx:
+            return out
+        for k in idx:
+            out += self._alphas[k][:, :, None] * (self.layer_pixels(k) - bg)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def overlay(
+        self,
+        base: np.ndarray,
+        opacity: float,
+        emphasis: Optional[Sequence[float]] = None,
+    ) -> np.ndarray:
+        """``base`` with the visible layers' swatch colours laid over it.
+
+        Each pixel blends towards Σ α_k·colour_k with weight opacity·Σ α_k·e_k, where
+        e_k is the per-layer emphasis (1 by default; the studio dims unselected layers).
+        """
+        k = len(self._layers)
+        e = np.ones(k, np.float32) if emphasis is None else np.asarray(emphasis, np.float32)
+        vis = np.array([l.visible for l in self._layers], np.float32)
+        wts = e * vis * np.float32(opacity)
+        colours = np.array([l.colour for l in self._layers], np.float32) / 255.0
+        active = [i for i in range(k) if wts[i] > 0]
+        out = np.array(base, np.float32, copy=True)
+        if not active:
+            return out
+        for i in active:
+            a = (self._alphas[i] * wts[i])[:, :, None]
+            out += a * (colours[i] - base)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def outline(self, indices: Iterable[int], width: int = 1) -> np.ndarray:
+        """H×W bool: the border of the region where one of ``indices`` has the largest alpha."""
+        idx = list(indices)
+        if not idx:
+            return np.zeros(self.shape, bool)
+        labels = np.argmax(self._alphas, axis=0)
+        mask = np.isin(labels, idx).astype(np.uint8)
+        kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+        return (cv2.dilate(mask, kernel) != cv2.erode(mask, kernel))
+
+    def thumbnail(self, index: int, max_side: int = 48) -> np.ndarray:
+        """Small preview of one layer: its (recoloured) pixels over a checkerboard."""
+        h, w = self.shape
+        s = min(1.0, max_side / max(h, w))
+        th, tw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+        pix = _resize(self.layer_pixels(index), th, tw)
+        a = _resize(self._alphas[index], th, tw)[:, :, None]
+        bg = checkerboard(th, tw, cell=max(2, max_side // 8))
+        return np.clip(bg + a * (pix - bg), 0.0, 1.0)
+
+    # -- construction from a new result ----------------------------------------------
+    def with_new_alphas(self, alphas: np.ndarray, names: Optional[Sequence[str]] = None) -> "LayerStack":
+        """A fresh stack on the same photo (e.g. a re-run with new weights)."""
+        k = alphas.shape[0]
+        layers = [Layer(names[i] if names else f"Layer {i + 1}", default_colour(i)) for i in range(k)]
+        return LayerStack(self.image, alphas, layers)
+
+
+def sums_to_one(alphas: np.ndarray, atol: float = 1e-4) -> bool:
+    return bool(np.allclose(alphas.sum(axis=0), 1.0, atol=atol))
