@@ -45,10 +45,11 @@ STAGES: list[tuple[str, float]] = [
     ("refining layers", 0.17),
     ("upsampling", 0.02),
 ]
+_TOTAL = sum(share for _, share in STAGES)
 _START = {}
 _acc = 0.0
 for _name, _share in STAGES:
-    _START[_name] = (_acc, _share)
+    _START[_name] = (_acc / _TOTAL, _share / _TOTAL)
     _acc += _share
 
 
@@ -150,7 +151,7 @@ class Segmenter:
 
             def cb(_stage: str, frac: float) -> None:
                 if progress is not None:
-                    progress(name, start + share * frac)
+                    progress(name, min(1.0, start + share * frac))
 
             return cb
 
