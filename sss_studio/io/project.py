@@ -1,0 +1,117 @@
+"""Studio project files (``.sssproj``): a zip that references the photo and stores
+the layers and their edits.
+
+Contents:
+  project.json  version, photo path (absolute and relative to the project file),
+                layer records (name, colour, visibility, recolour), settings
+                (mode, number of layers, affinity weights, …)
+  alphas.npy    K×H×W float32 alphas, deflated (exact round trip)
+
+The photo itself is not copied: a project is small and the photo stays where it is.
+Written under a temporary name and renamed, so a failing save never leaves a broken
+project behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..core.layers import Layer
+from .export import ExportError, atomic_write
+
+__all__ = ["ProjectError", "ProjectData", "save_project", "load_project", "PROJECT_SUFFIX", "FORMAT_VERSION"]
+
+PROJECT_SUFFIX = ".sssproj"
+FORMAT_VERSION = 1
+_MAGIC = "sss_studio project"
+
+
+class ProjectError(Exception):
+    """The project cannot be saved or opened; the message says why in one line."""
+
+
+@dataclass
+class ProjectData:
+    photo_path: str                        # absolute path of the photo
+    alphas: np.ndarray                     # K×H×W float32
+    layers: list[Layer]
+    settings: dict[str, Any] = field(default_factory=dict)   # mode, layers, weights, …
+
+
+def save_project(path: str | os.PathLike, data: ProjectData) -> Path:
+    alphas = np.ascontiguousarray(data.alphas, np.float32)
+    if alphas.ndim != 3 or alphas.shape[0] != len(data.layers):
+        raise ProjectError(f"{len(data.layers)} layer records for alphas of shape {alphas.shape}")
+    target = Path(path)
+    photo = Path(data.photo_path).resolve()
+    try:
+        relative: Optional[str] = os.path.relpath(photo, target.resolve().parent)
+    except ValueError:  # another drive on Windows
+        relative = None
+    meta = {
+        "format": _MAGIC,
+        "version": FORMAT_VERSION,
+        "photo": str(photo),
+        "photo_relative": relative,
+        "size": [int(alphas.shape[2]), int(alphas.shape[1])],
+        "layers": [l.to_dict() for l in data.layers],
+        "settings": data.settings,
+    }
+    buf = io.BytesIO()
+    np.save(buf, alphas, allow_pickle=False)
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+            z.writestr("project.json", json.dumps(meta, indent=1, default=str))
+            z.writestr("alphas.npy", buf.getvalue())
+
+    try:
+        return atomic_write(target, write)
+    except ExportError as e:
+        raise ProjectError(str(e)) from None
+
+
+def load_project(path: str | os.PathLike) -> ProjectData:
+    p = Path(path)
+    if not p.is_file():
+        raise ProjectError(f"{p}: no such project file")
+    try:
+        with zipfile.ZipFile(p) as z:
+            meta = json.loads(z.read("project.json").decode("utf-8"))
+            alphas = np.load(io.BytesIO(z.read("alphas.npy")), allow_pickle=False)
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as e:
+        raise ProjectError(f"{p}: not a readable sss_studio project ({e})") from None
+    if meta.get("format") != _MAGIC:
+        raise ProjectError(f"{p}: not an sss_studio project")
+    if int(meta.get("version", 0)) > FORMAT_VERSION:
+        raise ProjectError(f"{p}: made by a newer sss_studio (format {meta.get('version')})")
+    try:
+        layers = [Layer.from_dict(d) for d in meta["layers"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ProjectError(f"{p}: damaged layer records ({e})") from None
+    if alphas.ndim != 3 or alphas.shape[0] != len(layers):
+        raise ProjectError(f"{p}: damaged project (alphas {alphas.shape} for {len(layers)} layers)")
+    return ProjectData(
+        photo_path=_find_photo(p, meta),
+        alphas=alphas.astype(np.float32, copy=False),
+        layers=layers,
+        settings=dict(meta.get("settings") or {}),
+    )
+
+
+def _find_photo(project: Path, meta: dict) -> str:
+    """The photo next to the project (moved together) first, then its absolute path."""
+    rel = meta.get("photo_relative")
+    if rel:
+        cand = (project.resolve().parent / rel).resolve()
+        if cand.is_file():
+            return str(cand)
+    return str(meta.get("photo", ""))
