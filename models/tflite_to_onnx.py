@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 import tflite
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SRC = REPO.parent / "shared" / "models_src"
 
 # tflite TensorType codes we meet
 _NP_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
@@ -311,17 +312,21 @@ def convert(tflite_path: pathlib.Path, spec: TeacherSpec) -> onnx.ModelProto:
     return model
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--src", type=pathlib.Path, default=REPO.parent / "shared" / "models_src")
-    ap.add_argument("--out", type=pathlib.Path, default=REPO / ".cache" / "teachers")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+def convert_all(src: pathlib.Path, out: pathlib.Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     for spec in TEACHERS:
-        model = convert(args.src / spec.tflite_file, spec)
-        dst = args.out / f"{spec.name}.onnx"
+        model = convert(src / spec.tflite_file, spec)
+        dst = out / f"{spec.name}.onnx"
         onnx.save(model, dst)
         print(f"{spec.tflite_file} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB, {len(model.graph.node)} nodes)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--src", type=pathlib.Path, default=SRC)
+    ap.add_argument("--out", type=pathlib.Path, default=REPO / ".cache" / "teachers")
+    args = ap.parse_args()
+    convert_all(args.src, args.out)
 
 
 if __name__ == "__main__":
