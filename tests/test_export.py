@@ -1,0 +1,99 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from psd_tools import PSDImage
+
+from sss_studio.io.export import ExportError, atomic_write, load_layers_npz, write_png_stack, write_psd
+
+from synthetic import soft_regions
+
+
+@pytest.fixture(scope="module")
+def scene():
+    image, _, alphas = soft_regions(40, 56)
+    return image, alphas.astype(np.float32)
+
+
+def test_psd_round_trip(tmp_path, scene):
+    image, alphas = scene
+    names = ["Sky", "Sea", "Ball"]
+    write_psd(tmp_path / "x.psd", image, alphas, names)
+    psd = PSDImage.open(tmp_path / "x.psd")
+    assert psd.color_mode.name == "RGB" and psd.channels == 4  # RGBA document
+    layers = list(psd)
+    assert [l.name for l in layers] == ["Photo"] + names
+    for layer, a in zip(layers[1:], alphas):
+        px = layer.numpy()  # H×W×4 in [0, 1]
+        assert px.shape == (40, 56, 4)
+        assert np.abs(px[:, :, 3] - a).max() <= 1 / 255 + 1e-6
+        # Shown alone, a layer is the photo cut out by its soft alpha.
+        inside = a > 0.5
+        assert np.abs(px[:, :, :3][inside] - image[inside]).max() <= 1 / 255 + 1e-6
+    comp = np.asarray(psd.composite(), np.float64)
+    comp = comp / 255.0 if comp.max() > 1.0 else comp
+    assert np.abs(comp[:, :, :3] - image).max() <= 2 / 255
+
+
+def test_psd_carries_recoloured_layers(tmp_path, scene):
+    image, alphas = scene
+    edited = np.repeat(image[None], 3, axis=0).copy()
+    edited[2] = [1.0, 1.0, 0.0]
+    write_psd(tmp_path / "r.psd", image, alphas, layer_images=edited)
+    px = list(PSDImage.open(tmp_path / "r.psd"))[3].numpy()
+    inside = alphas[2] > 0.5
+    assert np.allclose(px[:, :, :3][inside], [1.0, 1.0, 0.0], atol=1 / 255)
+
+
+def test_png_stack(tmp_path, scene):
+    image, alphas = scene
+    written = write_png_stack(tmp_path / "out", image, alphas, ["a", "b", "c"], params={"seed": 3})
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        [f"layer_{k}.png" for k in (1, 2, 3)] + [f"alpha_{k}.png" for k in (1, 2, 3)] + ["preview.png", "layers.npz"]
+    )
+    rgba = np.asarray(Image.open(tmp_path / "out" / "layer_2.png"))
+    assert rgba.shape == (40, 56, 4)
+    assert np.abs(rgba[:, :, 3] / 255.0 - alphas[1]).max() <= 0.5 / 255 + 1e-6
+    a16 = np.asarray(Image.open(tmp_path / "out" / "alpha_1.png"))
+    assert a16.dtype in (np.uint16, np.int32) and np.abs(a16 / 65535.0 - alphas[0]).max() < 1e-4
+    loaded, lnames, params = load_layers_npz(tmp_path / "out" / "layers.npz")
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, alphas)
+    assert lnames == ["a", "b", "c"] and params == {"seed": 3}
+    prev = Image.open(tmp_path / "out" / "preview.png")
+    assert prev.size == (112, 40)
+    assert not [p for p in os.listdir(tmp_path / "out") if p.endswith(".part")]
+
+
+def test_failing_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "keep.psd"
+    target.write_bytes(b"old")
+
+    def boom(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ExportError, match="No space left"):
+        atomic_write(target, boom)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["keep.psd"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder(tmp_path, scene):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ExportError, match="permission denied"):
+            write_png_stack(ro / "x", *scene)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_folder_that_is_a_file(tmp_path, scene):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ExportError, match="a file of that name exists"):
+        write_png_stack(tmp_path / "f", *scene)
