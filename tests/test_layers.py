@@ -150,3 +150,15 @@ def test_overlay_thumbnail_outline(stack):
 def test_serialisation_round_trip():
     l = Layer("a", (1, 2, 3), False, Recolour(10, 0.5, 1.2, (0.1, 0.2, 0.3), 0.4))
     assert Layer.from_dict(l.to_dict()) == l
+
+
+def test_render_view_modes(stack):
+    from sss_studio.core.layers import render_view
+
+    for mode in ("overlay", "layer", "photo"):
+        out = render_view(stack, mode, 0.5, [2])
+        assert out.shape == stack.image.shape and out.dtype == np.float32
+        assert 0 <= out.min() and out.max() <= 1
+    assert np.allclose(render_view(stack, "photo", 0.5), stack.image, atol=1e-6)
+    with pytest.raises(ValueError):
+        render_view(stack, "nope", 0.5)

@@ -29,6 +29,9 @@ __all__ = [
     "checkerboard",
     "default_colour",
     "PALETTE",
+    "VIEW_MODES",
+    "render_view",
+    "sums_to_one",
 ]
 
 # Swatch colours (0–255 RGB), distinct on photos; cycled for more layers.
@@ -430,6 +433,41 @@ class LayerStack:
         k = alphas.shape[0]
         layers = [Layer(names[i] if names else f"Layer {i + 1}", default_colour(i)) for i in range(k)]
         return LayerStack(self.image, alphas, layers)
+
+
+VIEW_MODES = ("overlay", "layer", "photo")
+
+
+def render_view(
+    stack: LayerStack,
+    mode: str,
+    opacity: float,
+    selection: Sequence[int] = (),
+    dim_unselected: float = 0.35,
+    outline_colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> np.ndarray:
+    """What the canvas shows (H×W×3 in [0,1]).
+
+    overlay: the edited photo with the layers' colours over it; when layers are
+    selected, the others are dimmed and the selection is outlined.
+    layer: the selected layers (all visible ones if none) alone on a checkerboard.
+    photo: the edited photo (hidden layers show the checkerboard).
+    """
+    sel = [k for k in selection if 0 <= k < len(stack)]
+    if mode == "photo":
+        return stack.composite()
+    if mode == "layer":
+        idx = sel or [k for k, l in enumerate(stack.layers) if l.visible]
+        return stack.isolated(idx)
+    if mode != "overlay":
+        raise ValueError(f"unknown view mode {mode!r}; expected one of {VIEW_MODES}")
+    emphasis = None
+    if sel:
+        emphasis = [1.0 if k in sel else dim_unselected for k in range(len(stack))]
+    out = stack.overlay(stack.composite(), opacity, emphasis)
+    if sel:
+        out[stack.outline(sel)] = outline_colour
+    return out
 
 
 def sums_to_one(alphas: np.ndarray, atol: float = 1e-4) -> bool:

@@ -1,0 +1,93 @@
+"""Entry point of the studio: ``run_app`` (called by ``sss-studio`` and ``sss-studio gui``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from ..core.pipeline import SegmenterParams
+
+
+def _ensure_platform() -> None:
+    # Without a display (CI, SSH) Qt cannot start the default platform; offscreen works.
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def make_application():
+    from PySide6.QtWidgets import QApplication
+
+    from . import settings as app_settings
+    from .resources import icon, style_sheet
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    app.setOrganizationName(app_settings.ORGANISATION)
+    app.setApplicationName(app_settings.APPLICATION)
+    app.setApplicationDisplayName("SSS Studio")
+    app.setWindowIcon(icon("app"))
+    qss = style_sheet()
+    if qss:
+        app.setStyleSheet(qss)
+    return app
+
+
+def run_app(
+    photo: Optional[str] = None,
+    screenshot: Optional[str] = None,
+    mode: Optional[str] = None,
+    model: Optional[str] = None,
+    features: Optional[str] = None,
+) -> int:
+    """Open the studio (optionally on a photo or project). With ``screenshot``, wait for
+    the segmentation, save a grab of the window there and exit. Returns the exit code."""
+    if screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    _ensure_platform()
+    app = make_application()
+    from PySide6.QtCore import QTimer
+
+    from .engine import FeatureSource
+    from .main_window import MainWindow
+
+    params = SegmenterParams() if mode is None else replace(SegmenterParams(), mode=mode)
+    source = FeatureSource(model_path=model, features_path=features)
+    window = MainWindow(params, source)
+    if screenshot:
+        window.show_dialogs = False
+        window.resize(1400, 880)
+    else:
+        window.restore_geometry()
+    window.show()
+
+    exit_code = {"value": 0}
+    if photo:
+        if not window.open_path(str(photo)):
+            exit_code["value"] = 1
+    if screenshot:
+        def grab() -> None:
+            window.render()
+            app.processEvents()
+            out = Path(screenshot)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(out)):
+                print(f"sss-studio: cannot write the screenshot {out}", file=sys.stderr)
+                exit_code["value"] = 1
+            if window.errors:
+                print("sss-studio: " + window.errors[-1], file=sys.stderr)
+                exit_code["value"] = 1
+            window.doc.undo_stack.setClean()
+            window.close()
+            app.quit()
+
+        if window.worker.busy:
+            window.idle.connect(lambda: QTimer.singleShot(300, grab))
+        else:
+            QTimer.singleShot(300, grab)
+    app.exec()
+    return exit_code["value"]

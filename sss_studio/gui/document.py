@@ -1,0 +1,177 @@
+"""The open document: photo, layer stack, selection, parameters and undo stack.
+
+Every edit goes through :meth:`Document.edit`, which snapshots the stack before and
+after and pushes one undoable command; views listen to ``changed`` and
+``selection_changed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from ..core.layers import LayerStack, Recolour, StackState
+from ..core.pipeline import SegmenterParams
+from .commands import StackEditCommand
+
+
+class Document(QObject):
+    photo_changed = Signal()          # a new photo (layers may not have arrived yet)
+    changed = Signal()                # layers or edits changed
+    selection_changed = Signal()
+    params_changed = Signal()         # the parameters behind the shown layers
+
+    def __init__(self, params: SegmenterParams, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.params = params
+        self.photo_path: Optional[str] = None
+        self.image: Optional[np.ndarray] = None
+        self.stack: Optional[LayerStack] = None
+        self.selection: list[int] = []
+        self.project_path: Optional[str] = None
+        self.undo_stack = QUndoStack(self)
+        self._solo_saved: Optional[list[bool]] = None
+        self._recolour_session = 0
+
+    # -- state ----------------------------------------------------------------------
+    @property
+    def has_layers(self) -> bool:
+        return self.stack is not None and len(self.stack) > 0
+
+    @property
+    def is_modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def set_photo(self, path: Optional[str], image: Optional[np.ndarray]) -> None:
+        self.photo_path = path
+        self.image = image
+        self.stack = None
+        self.selection = []
+        self.project_path = None
+        self._solo_saved = None
+        self.undo_stack.clear()
+        self.photo_changed.emit()
+        self.changed.emit()
+        self.selection_changed.emit()
+
+    def set_layers(self, stack: LayerStack, params: Optional[SegmenterParams] = None) -> None:
+        """The first layers for this photo (not an edit: nothing to undo to)."""
+        self.stack = stack
+        if params is not None:
+            self.params = params
+        self.selection = []
+        self._solo_saved = None
+        self.undo_stack.clear()
+        self.changed.emit()
+        self.selection_changed.emit()
+        self.params_changed.emit()
+
+    def set_selection(self, indices: Sequence[int]) -> None:
+        n = len(self.stack) if self.stack is not None else 0
+        sel = sorted({int(i) for i in indices if 0 <= int(i) < n})
+        if sel != self.selection:
+            self.selection = sel
+            self.selection_changed.emit()
+
+    # -- applying undo data (called by commands) --------------------------------------
+    def apply_state(self, state: StackState, params: Optional[SegmenterParams], selection: Sequence[int]) -> None:
+        assert self.stack is not None
+        count_before = len(self.stack)
+        self.stack.restore(state)
+        if len(self.stack) != count_before:
+            self._solo_saved = None
+        n = len(self.stack)
+        self.selection = sorted({int(i) for i in selection if 0 <= int(i) < n})
+        if params is not None and params != self.params:
+            self.params = params
+            self.params_changed.emit()
+        self.changed.emit()
+        self.selection_changed.emit()
+
+    # -- edits ------------------------------------------------------------------------
+    def edit(
+        self,
+        text: str,
+        mutate: Callable[[LayerStack], Optional[Sequence[int]]],
+        params: Optional[SegmenterParams] = None,
+        merge_key: Optional[tuple] = None,
+    ) -> bool:
+        """Apply ``mutate`` to the stack as one undoable step. ``mutate`` may return the
+        selection to have afterwards."""
+        if self.stack is None:
+            return False
+        before = self.stack.snapshot()
+        sel_before = list(self.selection)
+        params_before = self.params
+        new_sel = mutate(self.stack)
+        after = self.stack.snapshot()
+        self.stack.restore(before)  # the command's first redo applies it
+        sel_after = list(self.selection) if new_sel is None else list(new_sel)
+        cmd = StackEditCommand(
+            self, text, before, after, sel_before, sel_after,
+            params_before if params is not None else None, params, merge_key,
+        )
+        self.undo_stack.push(cmd)
+        return True
+
+    def merge_selected(self) -> bool:
+        if self.stack is None or len(self.selection) < 2:
+            return False
+        names = len(self.selection)
+        return self.edit(f"Merge {names} layers", lambda s: [s.merge(self.selection)])
+
+    def rename(self, index: int, name: str) -> bool:
+        name = name.strip()
+        if self.stack is None or not name or name == self.stack.layer(index).name:
+            return False
+        return self.edit(f"Rename to “{name}”", lambda s: s.rename(index, name))
+
+    def set_visible(self, index: int, visible: bool) -> bool:
+        if self.stack is None or self.stack.layer(index).visible == visible:
+            return False
+        self._solo_saved = None
+        name = self.stack.layer(index).name
+        return self.edit(("Show " if visible else "Hide ") + name, lambda s: s.set_visible(index, visible))
+
+    def toggle_solo(self, index: int) -> bool:
+        """Show only this layer; on the soloed layer again, restore the visibility before."""
+        if self.stack is None:
+            return False
+        current = self.stack.visibility()
+        solo = self.stack.solo_visibility(index)
+        if current == solo and self._solo_saved is not None and len(self._solo_saved) == len(current):
+            saved, self._solo_saved = self._solo_saved, None
+            return self.edit("Unsolo", lambda s: s.set_visibility(saved))
+        self._solo_saved = current
+        name = self.stack.layer(index).name
+        return self.edit(f"Solo {name}", lambda s: s.set_visibility(solo))
+
+    def new_recolour_session(self) -> None:
+        """Recolour changes merge into one undo step until a new session starts
+        (slider released, selection changed)."""
+        self._recolour_session += 1
+
+    def set_recolour(self, indices: Sequence[int], recolour: Recolour) -> bool:
+        if self.stack is None or not indices:
+            return False
+        idx = [i for i in indices if 0 <= i < len(self.stack)]
+        if all(self.stack.layer(i).recolour == recolour for i in idx):
+            return False
+
+        def mutate(s: LayerStack) -> None:
+            for i in idx:
+                s.set_recolour(i, recolour)
+
+        return self.edit("Recolour", mutate, merge_key=("recolour", tuple(idx), self._recolour_session))
+
+    def apply_new_layers(self, alphas: np.ndarray, params: SegmenterParams) -> bool:
+        """A re-run's layers replace the current ones as one undoable step."""
+        if self.stack is None:
+            return False
+        fresh = self.stack.with_new_alphas(alphas)
+        text = f"Apply weights ({alphas.shape[0]} layers)"
+        return self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)

@@ -1,0 +1,461 @@
+"""The main window: puts the canvas, panels and status bar together and connects the
+document, the worker and the file operations. Menus are built in ``menus.py``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
+
+from ..core.affinity import AffinityWeights
+from ..core.layers import LayerStack, render_view
+from ..core.pipeline import SegmenterParams
+from ..io.image import ImageLoadError, load_image
+from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
+from . import settings as app_settings
+from .canvas import Canvas
+from .document import Document
+from .engine import FeatureSource
+from .layer_panel import LayerPanel
+from .menus import build_menus
+from .qimage import to_qimage
+from .recolour_panel import RecolourPanel
+from .status import StudioStatusBar
+from .tasks import Task
+from .weights_panel import WeightsPanel
+from .worker import Outcome, Request, SegmentationWorker
+
+APP_TITLE = "SSS Studio"
+PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
+PROJECT_FILTER = f"SSS Studio projects (*{PROJECT_SUFFIX})"
+
+
+class MainWindow(QMainWindow):
+    idle = Signal()                  # no run in progress and no run pending (tests, screenshots)
+    export_finished = Signal(bool, str)   # ok, path or error message
+
+    def __init__(self, params: Optional[SegmenterParams] = None, source: Optional[FeatureSource] = None):
+        super().__init__()
+        self.setWindowTitle(f"{APP_TITLE}[*]")
+        self.setAcceptDrops(True)
+        self.errors: list[str] = []           # every error shown, newest last (tests read it)
+        self.show_dialogs = True               # False: errors only go to the status bar
+        self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
+        self.view_mode = "overlay"
+        self.opacity = 0.5
+        self._tasks: list[Task] = []
+
+        self.doc = Document(params or SegmenterParams(), self)
+        self.worker = SegmentationWorker(source or FeatureSource(), self)
+        self.canvas = Canvas(self)
+        self.setCentralWidget(self.canvas)
+        self.layer_panel = LayerPanel(self.doc)
+        self.recolour_panel = RecolourPanel(self.doc)
+        self.weights_panel = WeightsPanel(self.doc.params)
+        self.status = StudioStatusBar(self)
+        self.setStatusBar(self.status)
+        self.layers_dock = self._dock("Layers", self.layer_panel, "layers_dock")
+        self.recolour_dock = self._dock("Recolour", self.recolour_panel, "recolour_dock")
+        self.weights_dock = self._dock("Affinity weights", self.weights_panel, "weights_dock")
+        self.tabifyDockWidget(self.recolour_dock, self.weights_dock)
+        self.recolour_dock.raise_()
+        self.actions_ = build_menus(self)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(0)
+        self._render_timer.timeout.connect(self.render)
+
+        self.doc.changed.connect(self.schedule_render)
+        self.doc.selection_changed.connect(self.schedule_render)
+        self.doc.selection_changed.connect(self._update_actions)
+        self.doc.changed.connect(self._update_actions)
+        self.doc.params_changed.connect(lambda: self.weights_panel.set_params(self.doc.params))
+        self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        self.canvas.hovered.connect(self._hover)
+        self.canvas.hover_left.connect(lambda: self.status.hover.setText(""))
+        self.canvas.clicked.connect(self._click)
+        self.layer_panel.merge_requested.connect(self.merge_selected)
+        self.weights_panel.requested.connect(self.request_rerun)
+        self.status.cancel_clicked.connect(self.cancel_run)
+        self.worker.started.connect(self._run_started)
+        self.worker.progress.connect(self._run_progress)
+        self.worker.finished.connect(self._run_finished)
+        self.worker.failed.connect(self._run_failed)
+        self.worker.cancelled.connect(self._run_cancelled)
+        self.worker.busy_changed.connect(self._busy_changed)
+        self.resize(QSize(1280, 820))
+        self._update_actions()
+        self.status.showMessage("Open a photo (File › Open, or drop it here) to split it into soft layers.")
+
+    def _dock(self, title: str, widget: QWidget, name: str) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d)
+        return d
+
+    # -- errors -----------------------------------------------------------------------
+    def show_error(self, title: str, text: str) -> None:
+        self.errors.append(text)
+        self.status.showMessage(f"{title}: {text}", 15000)
+        if self.show_dialogs:
+            box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()  # not exec(): the window (and a running segmentation) keep going
+
+    # -- rendering --------------------------------------------------------------------
+    def schedule_render(self) -> None:
+        self._render_timer.start()
+
+    def render(self) -> None:
+        self._render_timer.stop()
+        if self.doc.stack is not None:
+            arr = render_view(self.doc.stack, self.view_mode, self.opacity, self.doc.selection)
+        elif self.doc.image is not None:
+            arr = self.doc.image
+        else:
+            self.canvas.set_image(None)
+            return
+        self.canvas.set_image(to_qimage(arr))
+
+    def set_view_mode(self, mode: str) -> None:
+        self.view_mode = mode
+        act = self.actions_.view_modes.get(mode)
+        if act is not None and not act.isChecked():
+            act.setChecked(True)
+        self.schedule_render()
+
+    def set_opacity(self, value: float) -> None:
+        self.opacity = float(min(max(value, 0.0), 1.0))
+        slider = self.actions_.opacity_slider
+        if slider.value() != int(round(self.opacity * 100)):
+            slider.setValue(int(round(self.opacity * 100)))
+        self.schedule_render()
+
+    # -- canvas interaction -------------------------------------------------------------
+    def _hover(self, x: float, y: float) -> None:
+        stack = self.doc.stack
+        if stack is None:
+            self.status.hover.setText(f"{int(x)}, {int(y)}")
+            return
+        k = stack.hit_test(x, y)
+        if k is None:
+            self.status.hover.setText("")
+            return
+        self.status.hover.setText(f"{stack.layer(k).name}  ·  α {stack.alpha_at(k, x, y):.2f}  ·  {int(x)}, {int(y)}")
+
+    def _click(self, x: float, y: float, modifiers: Qt.KeyboardModifier) -> None:
+        stack = self.doc.stack
+        if stack is None:
+            return
+        k = stack.hit_test(x, y)
+        sel = set(self.doc.selection)
+        if modifiers & Qt.KeyboardModifier.AltModifier:
+            if k is not None:
+                sel.discard(k)
+        elif modifiers & Qt.KeyboardModifier.ShiftModifier:
+            if k is not None:
+                sel.add(k)
+        else:
+            sel = set() if k is None else {k}
+        self.doc.new_recolour_session()
+        self.doc.set_selection(sorted(sel))
+
+    # -- edits --------------------------------------------------------------------------
+    def merge_selected(self) -> None:
+        if not self.doc.merge_selected():
+            self.status.showMessage("Select two or more layers to merge (Shift-click on the photo).", 5000)
+
+    def rename_selected(self) -> None:
+        if self.doc.selection:
+            view = self.layer_panel.view
+            view.edit(self.layer_panel.model.index(self.doc.selection[0], 2))
+
+    def _update_actions(self) -> None:
+        a = self.actions_
+        has = self.doc.has_layers
+        a.merge.setEnabled(has and len(self.doc.selection) >= 2)
+        a.rename.setEnabled(has and bool(self.doc.selection))
+        for act in (a.export_psd, a.export_png, a.save_project, a.save_project_as, a.select_none):
+            act.setEnabled(has)
+        a.rerun.setEnabled(self.doc.image is not None)
+
+    # -- running the engine ------------------------------------------------------------
+    def start_segmentation(self, kind: str = "open") -> None:
+        if self.doc.image is None:
+            return
+        self.worker.submit(kind, self.doc.image, self.weights_panel.params() if kind == "rerun" else self.doc.params)
+
+    def request_rerun(self, params: SegmenterParams) -> None:
+        """The sliders moved: re-run with their values (the layers shown stay until then)."""
+        if self.doc.image is None:
+            self.doc.params = params
+            return
+        self.worker.submit("rerun", self.doc.image, params)
+
+    def cancel_run(self) -> None:
+        self.worker.cancel()
+
+    def _run_started(self, req: Request) -> None:
+        what = "Segmenting" if req.kind == "open" else "Re-running with the new weights"
+        self.status.set_running(True, f"{what}…")
+        self.weights_panel.status.setText("Running… (the current layers stay until the new ones arrive)")
+
+    def _run_progress(self, _rid: int, stage: str, fraction: float) -> None:
+        self.status.set_progress(stage, fraction)
+
+    def _busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.status.set_running(False)
+            self.weights_panel.status.setText("")
+            self.idle.emit()
+
+    def _run_finished(self, outcome: Outcome) -> None:
+        req, result = outcome.request, outcome.result
+        assert result is not None
+        if req.image is not self.doc.image:
+            return  # a run for a photo that is no longer open
+        self.status.set_provider(outcome.note)
+        self.status.set_timings(outcome.timings)
+        if self.doc.stack is None:
+            self.doc.set_layers(LayerStack(self.doc.image, result.alphas), req.params)
+            self.status.showMessage(f"{result.layer_count} layers. Click a region to select its layer.", 8000)
+        else:
+            self.doc.apply_new_layers(result.alphas, req.params)
+            self.status.showMessage(f"New weights applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
+        self.weights_panel.set_params(self.doc.params)
+
+    def _run_failed(self, outcome: Outcome) -> None:
+        self.status.set_provider(outcome.note)
+        self.weights_panel.set_params(self.doc.params)
+        self.show_error("Segmentation failed", f"{outcome.error}. The document is unchanged.")
+
+    def _run_cancelled(self, _outcome: Outcome) -> None:
+        self.weights_panel.set_params(self.doc.params)
+        kept = "kept the previous layers" if self.doc.has_layers else "no layers yet (Segment › Run to start again)"
+        self.status.showMessage(f"Cancelled: {kept}.", 8000)
+
+    # -- files --------------------------------------------------------------------------
+    def confirm_discard(self) -> bool:
+        """True when the current document may be replaced (saved, discarded, or clean)."""
+        if not self.doc.is_modified:
+            return True
+        answer = self.ask_unsaved()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project_dialog()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _ask_unsaved(self) -> QMessageBox.StandardButton:
+        return QMessageBox.question(
+            self,
+            "Unsaved edits",
+            "The layers have edits that are not saved in a project. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+
+    def open_path(self, path: str) -> bool:
+        """A photo or a project, by its suffix (drops, recent files, the command line)."""
+        if path.lower().endswith(PROJECT_SUFFIX):
+            return self.open_project(path)
+        return self.open_photo(path)
+
+    def open_photo(self, path: str) -> bool:
+        if not self.confirm_discard():
+            return False
+        try:
+            image = load_image(path)
+        except ImageLoadError as e:
+            self.show_error("Cannot open the photo", str(e))
+            return False
+        except OSError as e:
+            self.show_error("Cannot open the photo", f"{path}: {e.strerror or e}")
+            return False
+        self.doc.set_photo(str(Path(path).resolve()), image)
+        self.status.set_timings({})
+        self.canvas.set_image(to_qimage(image), fit=True)
+        self._set_title(Path(path).name)
+        app_settings.add_recent(path)
+        self.start_segmentation("open")
+        return True
+
+    def open_project(self, path: str) -> bool:
+        if not self.confirm_discard():
+            return False
+        try:
+            data = load_project(path)
+            image = load_image(data.photo_path)
+        except ProjectError as e:
+            self.show_error("Cannot open the project", str(e))
+            return False
+        except ImageLoadError as e:
+            self.show_error("Cannot open the project", f"its photo cannot be read: {e}")
+            return False
+        if data.alphas.shape[1:] != image.shape[:2]:
+            self.show_error(
+                "Cannot open the project",
+                f"the photo {data.photo_path} is {image.shape[1]}×{image.shape[0]} but the project's "
+                f"layers are {data.alphas.shape[2]}×{data.alphas.shape[1]}: the photo has changed",
+            )
+            return False
+        self.worker.cancel()
+        self.doc.set_photo(data.photo_path, image)
+        self.doc.set_layers(LayerStack(image, data.alphas, data.layers), self._params_from_settings(data.settings))
+        self.doc.project_path = str(Path(path).resolve())
+        self.status.set_timings({})
+        self.canvas.set_image(to_qimage(image), fit=True)
+        self.render()
+        self._set_title(Path(path).name)
+        app_settings.add_recent(path)
+        self.status.showMessage(f"Opened project {Path(path).name}: {len(data.layers)} layers.", 8000)
+        return True
+
+    def _params_from_settings(self, s: dict) -> SegmenterParams:
+        p = self.doc.params
+        try:
+            w = s.get("weights") or {}
+            known = {k: float(v) for k, v in w.items() if k in AffinityWeights.__dataclass_fields__}
+            p = replace(p, weights=replace(p.weights, **known))
+            if "layers" in s:
+                p = replace(p, layers=int(s["layers"]))
+        except (TypeError, ValueError):
+            pass
+        return p
+
+    def project_settings(self) -> dict:
+        p = self.doc.params
+        return {
+            "mode": p.mode,
+            "layers": p.layers,
+            "working_pixels": p.working_pixels,
+            "seed": p.seed,
+            "weights": {k: getattr(p.weights, k) for k in AffinityWeights.__dataclass_fields__},
+        }
+
+    def save_project(self, path: str) -> bool:
+        stack = self.doc.stack
+        if stack is None or self.doc.photo_path is None:
+            return False
+        if not path.lower().endswith(PROJECT_SUFFIX):
+            path += PROJECT_SUFFIX
+        data = ProjectData(self.doc.photo_path, stack.alphas, list(stack.layers), self.project_settings())
+        try:
+            save_project(path, data)
+        except ProjectError as e:
+            self.show_error("Cannot save the project", str(e))
+            return False
+        self.doc.project_path = str(Path(path).resolve())
+        self.doc.undo_stack.setClean()
+        self._set_title(Path(path).name)
+        app_settings.add_recent(path)
+        self.status.showMessage(f"Saved {path}", 5000)
+        return True
+
+    def save_project_dialog(self, save_as: bool = False) -> bool:
+        path = self.doc.project_path
+        if save_as or not path:
+            start = str(Path(self.doc.photo_path or "untitled").with_suffix(PROJECT_SUFFIX))
+            path, _ = QFileDialog.getSaveFileName(self, "Save project", start, PROJECT_FILTER)
+            if not path:
+                return False
+        return self.save_project(path)
+
+    def _export_inputs(self):
+        stack = self.doc.stack
+        assert stack is not None
+        # Recoloured layers go on top, so that in the PSD their edit is not covered by
+        # the soft edges of the layers above (write_psd stacks in the order given).
+        order = sorted(range(len(stack)), key=lambda k: (not stack.layer(k).recolour.is_identity, k))
+        state = stack.snapshot()
+        names = [stack.layer(k).name for k in order]
+        return stack.image, state, order, names
+
+    def export_psd(self, path: str) -> None:
+        from ..io.export import ExportError, write_psd
+
+        if self.doc.stack is None:
+            return
+        if not path.lower().endswith(".psd"):
+            path += ".psd"
+        image, state, order, names = self._export_inputs()
+
+        def work():
+            snap = LayerStack(image, state.alphas, state.layers)  # its own recolour cache
+            layer_images = snap.layer_images()[order]
+            return write_psd(path, image, state.alphas[order], names=names, layer_images=layer_images)
+
+        self._run_task(work, (ExportError, OSError), f"Exporting {Path(path).name}…", "Export PSD failed")
+
+    def export_png_stack(self, folder: str) -> None:
+        from ..io.export import ExportError, write_png_stack
+
+        if self.doc.stack is None:
+            return
+        image, state, order, names = self._export_inputs()
+        settings = self.project_settings()
+
+        def work():
+            snap = LayerStack(image, state.alphas, state.layers)
+            layer_images = snap.layer_images()[order]
+            write_png_stack(folder, image, state.alphas[order], names=names, layer_images=layer_images, params=settings)
+            return folder
+
+        self._run_task(work, (ExportError, OSError), f"Exporting PNG stack to {folder}…", "Export PNG stack failed")
+
+    def _run_task(self, fn, errors, message: str, error_title: str) -> None:
+        task = Task(fn, errors, self)
+        self._tasks.append(task)
+        self.status.showMessage(message)
+
+        def ok(result) -> None:
+            self.status.showMessage(f"Exported {result}", 8000)
+            self.export_finished.emit(True, str(result))
+
+        def fail(msg: str) -> None:
+            self.show_error(error_title, msg)
+            self.export_finished.emit(False, msg)
+
+        task.succeeded.connect(ok)
+        task.failed.connect(fail)
+        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
+        task.start()
+
+    def _set_title(self, name: str) -> None:
+        self.setWindowTitle(f"{name}[*] — {APP_TITLE}")
+
+    # -- window events ----------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        self.worker.shutdown()
+        for t in list(self._tasks):
+            t.wait()
+        app_settings.settings().setValue("geometry", self.saveGeometry())
+        event.accept()
+
+    def restore_geometry(self) -> None:
+        g = app_settings.settings().value("geometry")
+        if g is not None:
+            self.restoreGeometry(g)
+        else:
+            screen = QGuiApplication.primaryScreen()
+            if screen is not None:
+                r = screen.availableGeometry()
+                self.resize(min(1280, r.width()), min(820, r.height()))

@@ -1,0 +1,208 @@
+"""Menus, tool bar and shortcuts of the main window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QSlider, QToolBar
+
+from . import settings as app_settings
+from .resources import icon, sample_photos
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+VIEW_MODE_TITLES = {"overlay": "Overlay", "layer": "Layer alone", "photo": "Photo only"}
+
+
+@dataclass
+class Actions:
+    open: QAction
+    open_project: QAction
+    save_project: QAction
+    save_project_as: QAction
+    export_psd: QAction
+    export_png: QAction
+    quit: QAction
+    undo: QAction
+    redo: QAction
+    merge: QAction
+    rename: QAction
+    select_none: QAction
+    fit: QAction
+    actual: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    rerun: QAction
+    cancel: QAction
+    recent_menu: QMenu
+    opacity_slider: QSlider
+    view_modes: dict[str, QAction] = field(default_factory=dict)
+
+
+def _action(w: "MainWindow", text: str, slot, shortcut=None, icon_name: str = "", tip: str = "") -> QAction:
+    a = QAction(icon(icon_name) if icon_name else QAction().icon(), text, w)
+    if shortcut is not None:
+        a.setShortcut(QKeySequence(shortcut))
+    if tip:
+        a.setStatusTip(tip)
+        a.setToolTip(tip)
+    a.triggered.connect(slot)
+    return a
+
+
+def build_menus(w: "MainWindow") -> Actions:
+    def open_dialog() -> None:
+        from .main_window import PHOTO_FILTER
+
+        path, _ = QFileDialog.getOpenFileName(w, "Open photo", _last_dir(), PHOTO_FILTER)
+        if path:
+            w.open_photo(path)
+
+    def open_project_dialog() -> None:
+        from .main_window import PROJECT_FILTER
+
+        path, _ = QFileDialog.getOpenFileName(w, "Open project", _last_dir(), PROJECT_FILTER)
+        if path:
+            w.open_project(path)
+
+    def export_psd_dialog() -> None:
+        start = str(Path(w.doc.photo_path or "layers").with_suffix("")) + "_layers.psd"
+        path, _ = QFileDialog.getSaveFileName(w, "Export PSD", start, "Photoshop documents (*.psd)")
+        if path:
+            w.export_psd(path)
+
+    def export_png_dialog() -> None:
+        folder = QFileDialog.getExistingDirectory(w, "Export PNG stack into folder", _last_dir())
+        if folder:
+            w.export_png_stack(folder)
+
+    undo = w.doc.undo_stack.createUndoAction(w, "&Undo")
+    undo.setShortcut(QKeySequence.StandardKey.Undo)
+    undo.setIcon(icon("undo"))
+    redo = w.doc.undo_stack.createRedoAction(w, "&Redo")
+    redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+    redo.setIcon(icon("redo"))
+
+    a = Actions(
+        open=_action(w, "&Open photo…", open_dialog, QKeySequence.StandardKey.Open, "open", "Open a photo and segment it"),
+        open_project=_action(w, "Open &project…", open_project_dialog, "Ctrl+Shift+O", "", "Open a saved project"),
+        save_project=_action(w, "&Save project", lambda: w.save_project_dialog(), QKeySequence.StandardKey.Save, "save",
+                             "Save the layers and edits in a project file"),
+        save_project_as=_action(w, "Save project &as…", lambda: w.save_project_dialog(save_as=True), "Ctrl+Shift+S"),
+        export_psd=_action(w, "Export &PSD…", export_psd_dialog, "Ctrl+Shift+E", "export",
+                           "Export a layered PSD (recolours applied)"),
+        export_png=_action(w, "Export PNG s&tack…", export_png_dialog, None, "", "Export one RGBA PNG per layer"),
+        quit=_action(w, "&Quit", w.close, QKeySequence.StandardKey.Quit),
+        undo=undo,
+        redo=redo,
+        merge=_action(w, "&Merge selected layers", w.merge_selected, "Ctrl+E", "merge",
+                      "Merge the selected layers into one (alphas add up)"),
+        rename=_action(w, "Re&name layer", w.rename_selected, "F2"),
+        select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
+        fit=_action(w, "&Fit to window", w.canvas.fit, "Ctrl+0", "fit", "Fit the photo in the window"),
+        actual=_action(w, "&Actual size (100 %)", w.canvas.actual_size, "Ctrl+1", "actual", "Show the photo at 100 %"),
+        zoom_in=_action(w, "Zoom &in", lambda: w.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn),
+        zoom_out=_action(w, "Zoom &out", lambda: w.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
+        rerun=_action(w, "&Run segmentation", lambda: w.start_segmentation("rerun" if w.doc.has_layers else "open"),
+                      "Ctrl+R", "run", "Run the segmentation again with the current sliders"),
+        cancel=_action(w, "&Cancel", w.cancel_run, "Esc", "", "Stop the running segmentation"),
+        recent_menu=QMenu("Open &recent", w),
+        opacity_slider=QSlider(Qt.Orientation.Horizontal),
+    )
+
+    mb = w.menuBar()
+    fm = mb.addMenu("&File")
+    fm.addAction(a.open)
+    fm.addMenu(a.recent_menu)
+    samples = sample_photos()
+    if samples:
+        sm = fm.addMenu("Open &sample")
+        for p in samples:
+            sm.addAction(p.name, lambda p=p: w.open_photo(str(p)))
+    fm.addSeparator()
+    fm.addAction(a.open_project)
+    fm.addAction(a.save_project)
+    fm.addAction(a.save_project_as)
+    fm.addSeparator()
+    fm.addAction(a.export_psd)
+    fm.addAction(a.export_png)
+    fm.addSeparator()
+    fm.addAction(a.quit)
+    a.recent_menu.aboutToShow.connect(lambda: _fill_recent(w, a.recent_menu))
+    _fill_recent(w, a.recent_menu)
+
+    em = mb.addMenu("&Edit")
+    for act in (a.undo, a.redo):
+        em.addAction(act)
+    em.addSeparator()
+    for act in (a.merge, a.rename, a.select_none):
+        em.addAction(act)
+
+    vm = mb.addMenu("&View")
+    group = QActionGroup(w)
+    for i, (mode, title) in enumerate(VIEW_MODE_TITLES.items()):
+        act = QAction(title, w, checkable=True)
+        act.setShortcut(QKeySequence(f"Ctrl+{i + 2}"))
+        act.setChecked(mode == w.view_mode)
+        act.triggered.connect(lambda _c=False, m=mode: w.set_view_mode(m))
+        group.addAction(act)
+        vm.addAction(act)
+        a.view_modes[mode] = act
+    vm.addSeparator()
+    for act in (a.fit, a.actual, a.zoom_in, a.zoom_out):
+        vm.addAction(act)
+    vm.addSeparator()
+    vm.addAction(w.layers_dock.toggleViewAction())
+    vm.addAction(w.recolour_dock.toggleViewAction())
+    vm.addAction(w.weights_dock.toggleViewAction())
+
+    rm = mb.addMenu("&Segment")
+    rm.addAction(a.rerun)
+    rm.addAction(a.cancel)
+
+    tb = QToolBar("Main", w)
+    tb.setObjectName("main_toolbar")
+    tb.setMovable(False)
+    tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    for act in (a.open, a.save_project, a.export_psd):
+        tb.addAction(act)
+    tb.addSeparator()
+    for act in (a.undo, a.redo, a.merge):
+        tb.addAction(act)
+    tb.addSeparator()
+    for act in (a.fit, a.actual):
+        tb.addAction(act)
+    tb.addSeparator()
+    for mode in VIEW_MODE_TITLES:
+        tb.addAction(a.view_modes[mode])
+    tb.addSeparator()
+    tb.addWidget(QLabel(" Overlay "))
+    a.opacity_slider.setRange(0, 100)
+    a.opacity_slider.setValue(int(round(w.opacity * 100)))
+    a.opacity_slider.setMaximumWidth(140)
+    a.opacity_slider.setToolTip("Opacity of the layer colours over the photo")
+    a.opacity_slider.valueChanged.connect(lambda v: w.set_opacity(v / 100.0))
+    tb.addWidget(a.opacity_slider)
+    w.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+    return a
+
+
+def _last_dir() -> str:
+    recent = app_settings.recent_files()
+    return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+
+def _fill_recent(w: "MainWindow", menu: QMenu) -> None:
+    menu.clear()
+    items = app_settings.recent_files()
+    for path in items:
+        menu.addAction(Path(path).name, lambda p=path: w.open_path(p)).setToolTip(path)
+    if items:
+        menu.addSeparator()
+        menu.addAction("Clear", app_settings.clear_recent)
+    menu.setEnabled(bool(items))
