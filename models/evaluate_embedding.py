@@ -1,0 +1,162 @@
+"""Figures for the model card, on the held-out split only (never trained on).
+
+    OMP_NUM_THREADS=1 python models/evaluate_embedding.py [--model models/sss_embed.onnx]
+
+1. Agreement with the teachers: adjusted Rand index between k-means (k = 8)
+   clusterings of the student's and the teachers' embeddings (teachers: each
+   256-D feature L2-normalised, concatenated), on the stride-4 grid of every
+   held-out photo (cached size, longer side 384); mean over photos. Baseline
+   for scale: ARI between the teachers' and raw RGB clusterings.
+2. Metric quality on BSDS500 val: per photo and annotator, 600 pixels sampled
+   from the human segments (at least 3 px from a boundary); how often the
+   nearest other sampled pixel in embedding space lies in the same segment.
+   Student vs teachers (concatenated and each alone) vs raw RGB.
+3. CPU latency of one 640×480 photo through ``EmbeddingModel.embed`` with 2
+   onnxruntime threads (median of 7 after a warm-up), and the ONNX file size.
+Writes models/eval_results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import teacher_cache  # noqa: E402
+from sss_studio.core.features import EmbeddingModel, EmbeddingParams  # noqa: E402
+from sss_studio.core.kmeans import kmeans  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PHOTOS = teacher_cache.PHOTOS
+
+
+def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.unique(a, return_inverse=True)[1]
+    b = np.unique(b, return_inverse=True)[1]
+    table = np.zeros((a.max() + 1, b.max() + 1), np.int64)
+    np.add.at(table, (a, b), 1)
+    comb = lambda x: (x * (x - 1) / 2.0).sum()  # noqa: E731
+    n = a.size
+    sum_ij, sum_a, sum_b = comb(table), comb(table.sum(1)), comb(table.sum(0))
+    expected = sum_a * sum_b / (n * (n - 1) / 2.0)
+    maximum = 0.5 * (sum_a + sum_b)
+    return float((sum_ij - expected) / (maximum - expected)) if maximum != expected else 1.0
+
+
+def block_mean(f: np.ndarray, gh: int, gw: int, unit: bool = True) -> np.ndarray:
+    """H×W×D (H = 4·gh) → gh×gw×D by 4×4 averaging, re-normalised if ``unit``."""
+    d = f.shape[2]
+    g = f[: 4 * gh, : 4 * gw].reshape(gh, 4, gw, 4, d).mean((1, 3))
+    return g / np.maximum(np.linalg.norm(g, axis=2, keepdims=True), 1e-6) if unit else g
+
+
+def teacher_embedding(sessions, rgb_u8: np.ndarray, gw: int, gh: int) -> np.ndarray:
+    feats, _ = teacher_cache.teacher_maps(sessions, rgb_u8, gw, gh)
+    return np.concatenate(feats, axis=2) / np.sqrt(2.0)
+
+
+def agreement(model: EmbeddingModel, sessions, entries, k: int = 8) -> dict:
+    aris, rgb_aris = [], []
+    for e in entries:
+        rgb, gw, gh = teacher_cache._load_photo(PHOTOS / e["path"], teacher_cache.CacheParams().side)
+        t = teacher_embedding(sessions, rgb, gw, gh).reshape(-1, 512)
+        s = block_mean(model.embed(rgb.astype(np.float32) / 255), gh, gw).reshape(-1, model.embedding_dim)
+        c = block_mean(rgb.astype(np.float32) / 255, gh, gw, unit=False).reshape(-1, 3)  # colour baseline
+        lt = kmeans(t, k, seed=0)[0]
+        aris.append(adjusted_rand_index(lt, kmeans(s, k, seed=0)[0]))
+        rgb_aris.append(adjusted_rand_index(lt, kmeans(c, k, seed=0)[0]))
+    return dict(photos=len(entries), ari_student_vs_teachers=float(np.mean(aris)),
+                ari_student_vs_teachers_median=float(np.median(aris)),
+                ari_rgb_vs_teachers=float(np.mean(rgb_aris)))
+
+
+def nn_same_segment(feats: np.ndarray, seg: np.ndarray, rng, n: int = 600) -> float:
+    interior = cv2.erode((seg > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    # keep pixels at least 3 px from any boundary between segments
+    edges = np.zeros(seg.shape, bool)
+    edges[:-1] |= seg[:-1] != seg[1:]
+    edges[1:] |= seg[:-1] != seg[1:]
+    edges[:, :-1] |= seg[:, :-1] != seg[:, 1:]
+    edges[:, 1:] |= seg[:, :-1] != seg[:, 1:]
+    far = cv2.distanceTransform((~edges).astype(np.uint8), cv2.DIST_L2, 3) >= 3
+    ys, xs = np.nonzero(far & (interior > 0))
+    pick = rng.choice(len(ys), min(n, len(ys)), replace=False)
+    f = feats[ys[pick], xs[pick]].astype(np.float64)
+    lab = seg[ys[pick], xs[pick]]
+    d = (f * f).sum(1)[:, None] - 2 * f @ f.T + (f * f).sum(1)[None]
+    np.fill_diagonal(d, np.inf)
+    return float(np.mean(lab[np.argmin(d, axis=1)] == lab))
+
+
+def metric_quality(model: EmbeddingModel, sessions, rows) -> dict:
+    scores = {k: [] for k in ("student", "teachers", "ade20k", "pascal", "rgb")}
+    for row in rows:
+        bgr = cv2.imread(str(PHOTOS / row["path"]))
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        h, w = rgb.shape[:2]
+        img = rgb.astype(np.float32) / 255
+        # teachers at the same working size as the student sees, upsampled to the photo
+        x = rgb.astype(np.float32).transpose(2, 0, 1)[None]
+        per = []
+        for s in sessions:
+            f = s.run(["features"], {"image": x})[0][0].transpose(1, 2, 0)
+            f = f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6)
+            f = teacher_cache._resize_map(f, w, h)
+            per.append(f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6))
+        cand = dict(student=model.embed(img), teachers=np.concatenate(per, 2), ade20k=per[0],
+                    pascal=per[1], rgb=img)
+        for gt in [g for g in row["gt_path"].split(";") if g]:
+            seg = cv2.imread(str(PHOTOS / gt), cv2.IMREAD_UNCHANGED).astype(np.int32)
+            for name, f in cand.items():
+                rng = np.random.default_rng(len(scores[name]))   # same pixels for every candidate
+                scores[name].append(nn_same_segment(f, seg, rng))
+    return {f"nn_same_segment_{k}": float(np.mean(v)) for k, v in scores.items()} | {
+        "bsds_val_photos": len(rows), "annotations": len(scores["rgb"])}
+
+
+def latency(path: pathlib.Path, threads: int = 2) -> dict:
+    m = EmbeddingModel(path, prefer_gpu=False, params=EmbeddingParams(threads=threads))
+    img = cv2.imread(str(PHOTOS / "camvid" / sorted((PHOTOS / "camvid").iterdir())[0].name))
+    img = cv2.resize(img, (640, 480))[:, :, ::-1].astype(np.float32) / 255
+    m.embed(img)
+    times = []
+    for _ in range(7):
+        t = time.perf_counter()
+        m.embed(img)
+        times.append(time.perf_counter() - t)
+    return dict(latency_640x480_ms=1000 * float(np.median(times)), latency_min_ms=1000 * float(np.min(times)),
+                latency_threads=threads, provider=m.provider)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=pathlib.Path, default=REPO / "models" / "sss_embed.onnx")
+    ap.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "eval_results.json")
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    index = json.loads((teacher_cache.CACHE / "index.json").read_text())
+    held = [e for e in index["entries"] if e["split"] == "val"]
+    rows = {r["path"]: r for r in teacher_cache.read_manifest()}
+    bsds_val = [rows[e["path"]] for e in held if e["source"] == "bsds500"]
+    model = EmbeddingModel(args.model, prefer_gpu=False, params=EmbeddingParams(threads=1))
+    sessions = [teacher_cache._session("ade20k", 1), teacher_cache._session("pascal", 1)]
+    res = dict(model=args.model.name, size_mb=round(args.model.stat().st_size / 1e6, 2),
+               embedding_dim=model.embedding_dim)
+    res.update(agreement(model, sessions, held))
+    print(json.dumps(res), flush=True)
+    res.update(metric_quality(model, sessions, bsds_val))
+    print(json.dumps(res), flush=True)
+    if not args.skip_latency:
+        res.update(latency(args.model))
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

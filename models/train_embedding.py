@@ -1,0 +1,281 @@
+"""Train the student embedding by distillation + metric learning, then export it.
+
+One command, seeded and resumable (checkpoints in .cache/train/):
+
+    OMP_NUM_THREADS=1 python models/train_embedding.py
+
+It converts the TFLite teachers (models/tflite_to_onnx.py) and caches their
+targets (models/teacher_cache.py) if that was not done yet, trains, and writes
+models/sss_embed.onnx. Re-running continues from the last checkpoint;
+``--export-only`` exports the latest checkpoint as it is.
+
+Losses, on a stride-4 grid of 224-px augmented crops:
+- feature distillation: a linear projector maps the student embedding onto the
+  teachers' concatenated, per-teacher L2-normalised features (cosine loss);
+- relational distillation: the student's cosine similarities between sampled
+  pixels match the teachers' (this is what the spectral pipeline consumes:
+  distances between pixels, not the features themselves);
+- class distillation: KL to each teacher's class distribution;
+- metric learning (SegSort / N-pair style, supervised contrastive): pixels of
+  one segment pulled together, of different segments pushed apart; segments
+  are BSDS500 human segments, COCO panoptic segments, CamVid classes, and for
+  other photos the teachers' joint argmax regions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import student as S
+import teacher_cache
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CKPT_DIR = REPO / ".cache" / "train"
+ONNX_OUT = REPO / "models" / "sss_embed.onnx"
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 224                 # pixels; the target grid is crop / 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    scale_range: tuple = (0.7, 1.4)
+    pixels_per_image: int = 384     # sampled for the relational and metric terms
+    temperature: float = 0.1        # metric term
+    w_feat: float = 1.0
+    w_rel: float = 10.0
+    w_cls: float = 0.5
+    w_metric: float = 0.2
+    checkpoint_every: int = 100
+    seed: int = 0
+
+
+# ---- data ------------------------------------------------------------------
+class CachedPhotos:
+    def __init__(self, cache: pathlib.Path, split: str = "train"):
+        index = json.loads((cache / "index.json").read_text())
+        self.cache = cache
+        self.entries = [e for e in index["entries"] if e["split"] == split]
+
+    def __len__(self):
+        return len(self.entries)
+
+    def load(self, k: int) -> dict:
+        with np.load(self.cache / f"{self.entries[k]['i']:04d}.npz") as z:
+            return {key: z[key] for key in z.files}
+
+
+def _photometric(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Colour jitter on a 3×H×W [0,1] crop: the teachers' targets stay fixed, so the
+    student learns to be invariant to it."""
+    img = img * rng.uniform(0.75, 1.25) + rng.uniform(-0.1, 0.1)              # contrast, brightness
+    grey = img.mean(0, keepdim=True)
+    img = grey + (img - grey) * (0.0 if rng.random() < 0.05 else rng.uniform(0.6, 1.4))   # saturation
+    img = img * torch.tensor(rng.uniform(0.9, 1.1, 3), dtype=img.dtype).view(3, 1, 1)      # white balance
+    if rng.random() < 0.3:
+        img = img + torch.randn(img.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**31)))) * 0.02
+    return img.clamp(0, 1)
+
+
+def make_sample(d: dict, p: TrainParams, rng: np.random.Generator):
+    g = p.crop // 4
+    img = torch.from_numpy(d["image"]).permute(2, 0, 1).float()[None] / 255
+    maps = torch.from_numpy(np.concatenate([d["feat"], d["logits"]], 2).astype(np.float32)).permute(2, 0, 1)[None]
+    gh, gw = maps.shape[-2:]
+    s = rng.uniform(*p.scale_range)
+    s = max(s, (g + 1) / min(gh, gw))
+    nh, nw = max(g, round(gh * s)), max(g, round(gw * s))
+    img = F.interpolate(img, size=(nh * 4, nw * 4), mode="bilinear", align_corners=False, antialias=s < 1)
+    maps = F.interpolate(maps, size=(nh, nw), mode="bilinear", align_corners=False)
+    if "seg" in d:
+        seg = d["seg"][rng.integers(len(d["seg"]))].astype(np.int64)
+        seg = torch.from_numpy(seg)[None, None].float()
+        seg = F.interpolate(seg, size=(nh, nw), mode="nearest")[0, 0].long()
+    else:   # teachers' joint argmax regions
+        lg = maps[0, -len(S.CLASS_NAMES):]
+        seg = lg[: S.N_ADE].argmax(0) * len(S.PASCAL_CLASSES) + lg[S.N_ADE:].argmax(0) + 1
+    y, x = int(rng.integers(nh - g + 1)), int(rng.integers(nw - g + 1))
+    img = img[0, :, 4 * y: 4 * (y + g), 4 * x: 4 * (x + g)]
+    maps = maps[0, :, y: y + g, x: x + g]
+    seg = seg[y: y + g, x: x + g]
+    if rng.random() < 0.5:
+        img, maps, seg = img.flip(-1), maps.flip(-1), seg.flip(-1)
+    return _photometric(img, rng), maps, seg
+
+
+def make_batch(data: CachedPhotos, p: TrainParams, step: int):
+    rng = np.random.default_rng([p.seed, step])   # batch depends only on (seed, step): resumable
+    items = [make_sample(data.load(int(k)), p, rng) for k in rng.choice(len(data), p.batch, replace=False)]
+    imgs, maps, segs = (torch.stack(t) for t in zip(*items))
+    return imgs, maps, segs, rng
+
+
+# ---- losses ----------------------------------------------------------------
+def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
+    n_feat = maps.shape[1] - len(S.CLASS_NAMES)
+    t = F.normalize(maps[:, :n_feat], dim=1)
+    t_logits = maps[:, n_feat:]
+    raw, logits = net(imgs)
+    e = F.normalize(raw, dim=1)
+    out = {}
+    out["feat"] = (1 - F.cosine_similarity(projector(e), t, dim=1)).mean()
+
+    kl = 0
+    for sl in (slice(0, S.N_ADE), slice(S.N_ADE, None)):
+        pt = t_logits[:, sl].float().softmax(1)
+        kl = kl + (pt * (pt.clamp_min(1e-8).log() - logits[:, sl].log_softmax(1))).sum(1).mean()
+    out["cls"] = kl
+
+    B, D = e.shape[:2]
+    n = e.shape[2] * e.shape[3]
+    idx = torch.from_numpy(np.stack([rng.choice(n, p.pixels_per_image, replace=False) for _ in range(B)]))
+    es = torch.gather(e.flatten(2), 2, idx[:, None].expand(B, D, -1))            # B×D×M
+    ts = torch.gather(t.flatten(2), 2, idx[:, None].expand(B, t.shape[1], -1))
+    ls = torch.gather(segs.flatten(1), 1, idx)                                   # B×M
+    ss = es.transpose(1, 2) @ es                                                 # B×M×M
+    st = ts.transpose(1, 2) @ ts
+    out["rel"] = (ss - st).square().mean()
+
+    # Supervised contrastive over the sampled pixels of each image (0 = unlabelled).
+    eye = torch.eye(ls.shape[1], dtype=torch.bool)
+    valid = (ls[:, :, None] > 0) & (ls[:, None, :] > 0) & ~eye
+    pos = (ls[:, :, None] == ls[:, None, :]) & valid
+    logit = ss / p.temperature
+    logit = logit.masked_fill(~valid, -1e9)
+    log_prob = logit - torch.logsumexp(logit, dim=2, keepdim=True)
+    npos = pos.sum(2)
+    has = npos > 0
+    mean_pos = (log_prob * pos).sum(2) / npos.clamp_min(1)
+    out["metric"] = -(mean_pos[has]).mean() if has.any() else ss.new_zeros(())
+    out["total"] = (p.w_feat * out["feat"] + p.w_rel * out["rel"] + p.w_cls * out["cls"]
+                    + p.w_metric * out["metric"])
+    return out
+
+
+# ---- export ----------------------------------------------------------------
+def export_onnx(net: S.StudentNet, sp: S.StudentParams, path: pathlib.Path, info: dict) -> None:
+    import onnx
+    net.eval()
+    wrapper = S.ExportWrapper(net)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper, (torch.rand(1, 3, 256, 320),), str(tmp), input_names=["image"],
+            output_names=["embedding", "class_probs"], opset_version=17, dynamo=False,
+            dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "embedding": {0: "N", 2: "H", 3: "W"},
+                          "class_probs": {0: "N", 2: "h", 3: "w"}})
+    model = onnx.load(str(tmp))
+    meta = {
+        "class_names": json.dumps(S.CLASS_NAMES),
+        "class_groups": json.dumps({"ade20k": [0, S.N_ADE], "pascal": [S.N_ADE, len(S.CLASS_NAMES)]}),
+        "embedding_dim": str(sp.embedding_dim),
+        "class_stride": "4",
+        "input": "image: float32 N×3×H×W, RGB in [0,1], any H and W",
+        "outputs": "embedding: N×D×H×W unit-norm; class_probs: N×53×ceil(H/4)×ceil(W/4), softmax per group",
+        "sss_model_contract": "1",
+        "training": json.dumps(info),
+    }
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    model.producer_name = "sss_studio.models.train_embedding"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    tmp.unlink()
+    print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB)", flush=True)
+
+
+# ---- main ------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description="distil the teachers into the student and export it")
+    ap.add_argument("--steps", type=int, default=TrainParams.steps)
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--export-every", type=int, default=400, help="also export every N steps (0: only at the end)")
+    ap.add_argument("--out", type=pathlib.Path, default=ONNX_OUT)
+    args = ap.parse_args()
+    p = TrainParams(steps=args.steps)
+    sp = S.StudentParams()
+    torch.set_num_threads(1)
+    torch.manual_seed(p.seed)
+
+    if not (teacher_cache.TEACHER_DIR / "pascal.onnx").exists():
+        import tflite_to_onnx
+        tflite_to_onnx.convert_all(tflite_to_onnx.SRC, teacher_cache.TEACHER_DIR)
+    if not (teacher_cache.CACHE / "index.json").exists():
+        teacher_cache.build()
+
+    data = CachedPhotos(teacher_cache.CACHE, "train")
+    net = S.StudentNet(sp)
+    n_feat = teacher_cache.CacheParams().pca_dims * 2
+    projector = torch.nn.Conv2d(sp.embedding_dim, n_feat, 1)
+    params = list(net.parameters()) + list(projector.parameters())
+    opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
+    step, elapsed = 0, 0.0
+    CKPT_DIR.mkdir(parents=True, exist_ok=True)
+    ckpt_path = CKPT_DIR / "last.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(ck["net"])
+        projector.load_state_dict(ck["projector"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        print(f"resumed at step {step}", flush=True)
+
+    def info():
+        return dict(steps=step, train_photos=len(data), seconds=round(elapsed),
+                    params=asdict(p), student=asdict(sp))
+
+    if args.export_only:
+        export_onnx(net, sp, args.out, info())
+        return
+
+    def save():
+        torch.save(dict(net=net.state_dict(), projector=projector.state_dict(), opt=opt.state_dict(),
+                        step=step, elapsed=elapsed, params=asdict(p)), CKPT_DIR / "tmp.pt")
+        (CKPT_DIR / "tmp.pt").replace(ckpt_path)
+
+    print(f"training on {len(data)} photos, {S.count_parameters(net)} parameters", flush=True)
+    net.train()
+    running: dict = {}
+    while step < p.steps:
+        t0 = time.time()
+        lr = p.lr * min(1.0, (step + 1) / p.warmup) * 0.5 * (1 + math.cos(math.pi * step / p.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        imgs, maps, segs, rng = make_batch(data, p, step)
+        out = losses(net, projector, imgs, maps, segs, p, rng)
+        opt.zero_grad(set_to_none=True)
+        out["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - t0
+        for k, v in out.items():
+            running[k] = running.get(k, 0.0) + float(v)
+        if step % 25 == 0:
+            print(f"step {step} lr {lr:.2e} " + " ".join(f"{k} {v / 25:.4f}" for k, v in running.items())
+                  + f" ({elapsed / step:.2f} s/step)", flush=True)
+            running = {}
+        if step % p.checkpoint_every == 0 or step == p.steps:
+            save()
+        if args.export_every and step % args.export_every == 0 and step < p.steps:
+            export_onnx(net, sp, args.out, info())
+            net.train()
+    save()
+    export_onnx(net, sp, args.out, info())
+
+
+if __name__ == "__main__":
+    main()
