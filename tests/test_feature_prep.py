@@ -1,0 +1,55 @@
+import numpy as np
+
+from sss_studio.core.features import FeatureParams, pca_project, preprocess_features
+from sss_studio.core.guided_filter import guided_filter, guided_upsample
+
+
+def test_guided_filter_keeps_constants_and_is_linear():
+    rng = np.random.default_rng(0)
+    guide = rng.random((30, 40, 3)).astype(np.float32)
+    ones = np.ones((30, 40), np.float32)
+    assert np.allclose(guided_filter(guide, ones, 10, 0.01), 1.0, atol=1e-4)
+    a, b = rng.random((2, 30, 40)).astype(np.float32)
+    both = guided_filter(guide, np.dstack([a, b]), 10, 0.01)
+    assert np.allclose(both[:, :, 0] + both[:, :, 1], guided_filter(guide, a + b, 10, 0.01), atol=1e-4)
+
+
+def test_guided_filter_preserves_an_edge_of_the_guide():
+    guide = np.zeros((20, 40, 3), np.float32)
+    guide[:, 20:] = 1.0
+    noisy = guide[:, :, 0] + np.random.default_rng(1).normal(0, 0.05, (20, 40)).astype(np.float32)
+    out = guided_filter(guide, noisy, 6, 1e-3)
+    assert out[:, :18].mean() < 0.05 and out[:, 22:].mean() > 0.95  # edge kept, noise smoothed
+    assert out[:, :18].std() < noisy[:, :18].std() / 2
+
+
+def test_guided_upsample_follows_full_resolution_edges_and_sums_to_one():
+    full = np.zeros((80, 120, 3), np.float32)
+    full[:, 61:] = 1.0  # an edge between the working-size pixel columns
+    small = np.zeros((20, 30, 2), np.float32)
+    small[:, :15, 0] = 1.0
+    small[:, 15:, 1] = 1.0
+    up = guided_upsample(full, small, size=5, eps=1e-4)
+    assert up.shape == (80, 120, 2)
+    assert np.allclose(up.sum(axis=2), 1.0, atol=1e-3)
+    assert up[:, 58, 0].mean() > 0.9 and up[:, 63, 1].mean() > 0.9
+
+
+def test_pca_keeps_the_dominant_directions():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(500, 3)) * [5.0, 2.0, 1.0]
+    mixed = base @ np.linalg.qr(rng.normal(size=(8, 8)))[0][:3]
+    proj = pca_project(mixed, 3)
+    # Distances between points are preserved (projection onto the occupied subspace).
+    d0 = np.linalg.norm(mixed[:50, None] - mixed[None, :50], axis=2)
+    d1 = np.linalg.norm(proj[:50, None] - proj[None, :50], axis=2)
+    assert np.allclose(d0, d1, atol=1e-3)
+
+
+def test_preprocess_features_gives_three_channels_in_unit_range():
+    rng = np.random.default_rng(3)
+    img = rng.random((24, 32, 3)).astype(np.float32)
+    emb = rng.normal(size=(24, 32, 64)).astype(np.float32) * 3
+    f = preprocess_features(img, emb, FeatureParams())
+    assert f.shape == (24, 32, 3) and f.dtype == np.float32
+    assert np.allclose(f.reshape(-1, 3).min(0), 0) and np.allclose(f.reshape(-1, 3).max(0), 1)
