@@ -131,6 +131,17 @@ def studio(qtbot, tmp_path, isolated_settings, studio_scene):
         return w
 
     yield make
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     for w in made:
         w.worker.shutdown()
         w.doc.undo_stack.setClean()
+        w.close()
+        w.deleteLater()
+    # Delete the windows while the QApplication is alive: left to the garbage
+    # collector at interpreter exit, Qt objects can outlive the application (crash).
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    made.clear()
+    gc.collect()

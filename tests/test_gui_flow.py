@@ -65,7 +65,6 @@ def test_end_to_end(qtbot, studio, studio_scene, tmp_path):
 
     # Merge: one layer fewer, the merged alpha is the sum, still summing to one.
     state0 = stack.snapshot()
-    shown0 = shown_pixels(w)
     w.actions_.merge.trigger()
     assert len(stack) == 2 and w.doc.is_modified
     assert sums_to_one(stack.alphas)
@@ -97,8 +96,6 @@ def test_end_to_end(qtbot, studio, studio_scene, tmp_path):
     assert np.array_equal(stack.edited_image(), stack.image)
     w.actions_.undo.trigger()
     assert len(stack) == 3 and stack.alphas is state0.alphas and stack.layers == state0.layers
-    w.render()
-    assert np.array_equal(shown_pixels(w)[..., :], shown0) or True  # selection differs; state is what matters
     assert not w.doc.is_modified
     w.actions_.redo.trigger()
     w.actions_.redo.trigger()
@@ -153,8 +150,9 @@ def test_end_to_end(qtbot, studio, studio_scene, tmp_path):
     w.gate.close()
     w.weights_panel.set_value("colour_cutoff", 0.2)
     w.weights_panel.flush()
-    qtbot.waitUntil(lambda: w.gate.entered.is_set() and w.status.cancel.isVisible(), timeout=TIMEOUT)
-    assert "eigenvectors" in w.status.stage.text()
+    # Mid-run: the progress bar names the stage.
+    qtbot.waitUntil(lambda: "eigenvectors" in w.status.stage.text() and w.status.cancel.isVisible(), timeout=TIMEOUT)
+    assert w.gate.entered.is_set() and w.status.progress.value() > 0
     qtbot.mouseClick(w.status.cancel, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, w)
     assert stack.alphas is new_state.alphas and stack.layers == new_state.layers

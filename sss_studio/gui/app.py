@@ -90,4 +90,10 @@ def run_app(
         else:
             QTimer.singleShot(300, grab)
     app.exec()
+    # Delete the window while the application still exists (not at interpreter exit).
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del window
     return exit_code["value"]

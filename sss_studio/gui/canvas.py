@@ -9,6 +9,7 @@ from typing import Optional
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from .signals import emit
 
 MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
@@ -79,13 +80,13 @@ class Canvas(QGraphicsView):
             return
         self.resetTransform()
         self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
-        self.zoom_changed.emit(self.zoom)
+        emit(self.zoom_changed, self.zoom)
 
     def actual_size(self) -> None:
         centre = self.mapToScene(self.viewport().rect().center())
         self.resetTransform()
         self.centerOn(centre)
-        self.zoom_changed.emit(self.zoom)
+        emit(self.zoom_changed, self.zoom)
 
     def zoom_by(self, factor: float, anchor: Optional[QPointF] = None) -> None:
         """Scale by ``factor`` keeping the scene point under ``anchor`` (viewport
@@ -100,7 +101,7 @@ class Canvas(QGraphicsView):
         after = self.mapToScene(anchor.toPoint())
         d = after - before
         self.translate(d.x(), d.y())
-        self.zoom_changed.emit(self.zoom)
+        emit(self.zoom_changed, self.zoom)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -143,7 +144,7 @@ class Canvas(QGraphicsView):
             return
         if event.button() == Qt.MouseButton.LeftButton and self._has_image:
             p = self.mapToScene(event.position().toPoint())
-            self.clicked.emit(p.x(), p.y(), event.modifiers())
+            emit(self.clicked, p.x(), p.y(), event.modifiers())
             event.accept()
             return
         super().mousePressEvent(event)
@@ -159,9 +160,9 @@ class Canvas(QGraphicsView):
         if self._has_image:
             p = self.mapToScene(event.position().toPoint())
             if self.image_rect().contains(p):
-                self.hovered.emit(p.x(), p.y())
+                emit(self.hovered, p.x(), p.y())
             else:
-                self.hover_left.emit()
+                emit(self.hover_left)
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -176,7 +177,7 @@ class Canvas(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
-        self.hover_left.emit()
+        emit(self.hover_left)
         super().leaveEvent(event)
 
     def pan_by(self, dx: int, dy: int) -> None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from .document import Document
 from .qimage import to_qimage
 from .resources import icon
+from .signals import emit
 
 EYE, THUMB, NAME = 0, 1, 2
 THUMB_SIZE = 48
@@ -45,9 +46,12 @@ class LayerModel(QAbstractTableModel):
             self._rows = n
             self.endResetModel()
         elif n:
-            self.dataChanged.emit(self.index(0, 0), self.index(n - 1, NAME - 0))
+            emit(self.dataChanged, self.index(0, 0), self.index(n - 1, NAME - 0))
         if len(self._thumbs) > 256:
             self._thumbs.clear()
+
+    def clear_cache(self) -> None:
+        self._thumbs.clear()
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else self._rows
@@ -152,7 +156,7 @@ class LayerView(QTreeView):
         index = self.indexAt(event.position().toPoint())
         if index.isValid() and index.column() == EYE and event.button() == Qt.MouseButton.LeftButton:
             alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
-            self.eye_clicked.emit(index.row(), alt)
+            emit(self.eye_clicked, index.row(), alt)
             event.accept()
             return
         super().mousePressEvent(event)

@@ -28,6 +28,7 @@ from .status import StudioStatusBar
 from .tasks import Task
 from .weights_panel import WeightsPanel
 from .worker import Outcome, Request, SegmentationWorker
+from .signals import emit
 
 APP_TITLE = "SSS Studio"
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
@@ -214,7 +215,7 @@ class MainWindow(QMainWindow):
         if not busy:
             self.status.set_running(False)
             self.weights_panel.status.setText("")
-            self.idle.emit()
+            emit(self.idle)
 
     def _run_finished(self, outcome: Outcome) -> None:
         req, result = outcome.request, outcome.result
@@ -415,11 +416,11 @@ class MainWindow(QMainWindow):
 
         def ok(result) -> None:
             self.status.showMessage(f"Exported {result}", 8000)
-            self.export_finished.emit(True, str(result))
+            emit(self.export_finished, True, str(result))
 
         def fail(msg: str) -> None:
             self.show_error(error_title, msg)
-            self.export_finished.emit(False, msg)
+            emit(self.export_finished, False, msg)
 
         task.succeeded.connect(ok)
         task.failed.connect(fail)
@@ -444,10 +445,17 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard():
             event.ignore()
             return
-        self.worker.shutdown()
-        for t in list(self._tasks):
-            t.wait()
-        app_settings.settings().setValue("geometry", self.saveGeometry())
+        try:
+            self.worker.shutdown()
+            for t in list(self._tasks):
+                t.wait()
+            self._tasks.clear()
+            self.layer_panel.model.clear_cache()
+            app_settings.settings().setValue("geometry", self.saveGeometry())
+        except Exception:  # never let an exception escape a Qt virtual (it aborts)
+            import traceback
+
+            traceback.print_exc()
         event.accept()
 
     def restore_geometry(self) -> None:

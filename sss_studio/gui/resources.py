@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 from PySide6.QtGui import QIcon
@@ -23,8 +22,9 @@ def resources_dir() -> Path:
     return candidates[0]
 
 
-@lru_cache(maxsize=None)
 def icon(name: str) -> QIcon:
+    # Not cached in a module global: Qt pixmaps/icons alive at interpreter exit are
+    # destroyed after the QApplication, which can crash.
     path = resources_dir() / "icons" / f"{name}.svg"
     return QIcon(str(path)) if path.is_file() else QIcon()
 

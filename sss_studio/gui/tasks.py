@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal
+from .signals import emit
 
 
 class Task(QThread):
@@ -32,7 +33,7 @@ class Task(QThread):
 
     def _report(self) -> None:
         if self._error is not None:
-            self.failed.emit(self._error)
+            emit(self.failed, self._error)
         else:
-            self.succeeded.emit(self._result)
+            emit(self.succeeded, self._result)
         self.deleteLater()

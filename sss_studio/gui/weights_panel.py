@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QSl
 
 from ..core.affinity import AffinityWeights
 from ..core.pipeline import SegmenterParams
+from .signals import emit
 
 DEBOUNCE_MS = 600
 STEPS = 1000
@@ -166,4 +167,4 @@ class WeightsPanel(QWidget):
     def _emit(self) -> None:
         p = self.params()
         if p != self._params:
-            self.requested.emit(p)
+            emit(self.requested, p)

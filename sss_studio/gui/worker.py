@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from ..core.cancel import Cancelled
 from ..core.pipeline import SegmentationResult, SegmenterParams
 from .engine import FeatureError, FeatureSource
+from .signals import emit
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class _Job(QThread):
         try:
             seg = w._segmenter
             if seg is None or seg.image is not req.image:
-                self.progressed.emit(req.id, "preparing features", 0.0)
+                emit(self.progressed, req.id, "preparing features", 0.0)
                 prepared = w.source.prepare(req.image, req.params, self.cancelled)
                 w._segmenter, w._note = prepared.segmenter, prepared.note
                 self.outcome.timings.update(prepared.timings)
@@ -68,7 +69,7 @@ class _Job(QThread):
             self.outcome.note = w._note
             result = seg.run(
                 req.params,
-                progress=lambda stage, frac: self.progressed.emit(req.id, stage, float(frac)),
+                progress=lambda stage, frac: emit(self.progressed, req.id, stage, float(frac)),
                 cancel=self.cancelled,
             )
             self.outcome.timings.update(result.timings)
@@ -149,20 +150,20 @@ class SegmentationWorker(QObject):
     def _start_pending(self) -> None:
         req, self._pending = self._pending, None
         if req is None:
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
             return
         job = _Job(req, self)
         job.progressed.connect(self._on_progress)
         job.finished.connect(self._on_job_finished)
         self._current = job
-        self.busy_changed.emit(True)
-        self.started.emit(req)
+        emit(self.busy_changed, True)
+        emit(self.started, req)
         job.start(QThread.Priority.LowPriority)
 
     @Slot(int, str, float)
     def _on_progress(self, rid: int, stage: str, frac: float) -> None:
         if self._current is not None and self._current.request.id == rid and not self._current.cancelled():
-            self.progress.emit(rid, stage, frac)
+            emit(self.progress, rid, stage, frac)
 
     @Slot()
     def _on_job_finished(self) -> None:
@@ -176,9 +177,9 @@ class SegmentationWorker(QObject):
         superseded = self._pending is not None
         if not superseded:
             if outcome.result is not None:
-                self.finished.emit(outcome)
+                emit(self.finished, outcome)
             elif outcome.error is not None:
-                self.failed.emit(outcome)
+                emit(self.failed, outcome)
             else:
-                self.cancelled.emit(outcome)
+                emit(self.cancelled, outcome)
         self._start_pending()

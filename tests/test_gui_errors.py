@@ -1,0 +1,116 @@
+"""Bad input keeps the document intact: an unreadable photo, a failed run, a model
+that cannot load, an export to a folder that cannot be written, a damaged project;
+and the worker serialises runs (a new request cancels the running one)."""
+
+import numpy as np
+import pytest
+
+TIMEOUT = 60_000
+
+
+def opened(qtbot, studio, studio_scene, **kw):
+    w = studio(**kw)
+    assert w.open_photo(str(studio_scene[0]))
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.doc.has_layers, w.errors
+    return w
+
+
+def test_unreadable_photo_and_bad_project_keep_the_document(qtbot, studio, studio_scene, tmp_path):
+    w = opened(qtbot, studio, studio_scene)
+    state = w.doc.stack.snapshot()
+    photo = w.doc.photo_path
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    assert not w.open_photo(str(bad))
+    assert not w.open_photo(str(tmp_path / "missing.png"))
+    junk = tmp_path / "junk.sssproj"
+    junk.write_text("not a zip")
+    assert not w.open_project(str(junk))
+    assert len(w.errors) == 3 and all(e for e in w.errors)
+    assert "broken.jpg" in w.errors[0] and "junk.sssproj" in w.errors[2]
+    assert w.doc.photo_path == photo and w.doc.stack.alphas is state.alphas
+    assert not w.worker.busy
+    assert w.statusBar().currentMessage()  # the error is on the status bar too
+
+
+def test_model_that_cannot_load(qtbot, studio, studio_scene, tmp_path, monkeypatch):
+    import sss_studio.core.features as features
+
+    monkeypatch.delattr(features, "fallback_features", raising=False)
+    w = studio(features=False, model_path=str(tmp_path / "no_such_model.onnx"))
+    assert w.open_photo(str(studio_scene[0]))
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.errors and "model" in w.errors[-1]
+    assert w.doc.image is not None and w.doc.stack is None  # the photo stays open
+    assert w.canvas.has_image
+
+
+def test_failed_run_keeps_the_layers(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    state = w.doc.stack.snapshot()
+    params = w.doc.params
+
+    def boom(*a, **k):
+        raise ValueError("the solver diverged")
+
+    w.worker._segmenter.run = boom
+    w.weights_panel.set_value("colour", 0.05)
+    w.weights_panel.flush()
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert "the solver diverged" in w.errors[-1]
+    assert w.doc.stack.alphas is state.alphas and w.doc.stack.layers == state.layers
+    assert w.doc.params == params and w.weights_panel.params() == params
+
+
+def test_export_to_unwritable_folder(qtbot, studio, studio_scene, tmp_path):
+    w = opened(qtbot, studio, studio_scene)
+    state = w.doc.stack.snapshot()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file, not a folder")
+    for export in (lambda: w.export_psd(str(blocker / "out.psd")), lambda: w.export_png_stack(str(blocker / "png"))):
+        with qtbot.waitSignal(w.export_finished, timeout=TIMEOUT) as sig:
+            export()
+        assert sig.args[0] is False and sig.args[1]
+        assert w.errors[-1] == sig.args[1]
+    assert w.doc.stack.alphas is state.alphas
+    # A PNG stack to a good folder works and carries the names.
+    with qtbot.waitSignal(w.export_finished, timeout=TIMEOUT) as sig:
+        w.export_png_stack(str(tmp_path / "png"))
+    assert sig.args[0] is True
+    assert len(list((tmp_path / "png").glob("layer_*.png"))) == 3
+
+
+def test_new_request_cancels_the_running_one(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    count = w.doc.undo_stack.count()
+    w.gate.close()
+    w.weights_panel.set_value("semantic", 0.03)
+    w.weights_panel.flush()
+    qtbot.waitUntil(w.gate.entered.is_set, timeout=TIMEOUT)
+    first = w.worker.running_request
+    w.weights_panel.set_value("semantic", 0.002)
+    w.weights_panel.flush()
+    # The second waits for the first to stop; the GUI thread is never blocked.
+    assert w.worker.running_request is first and w.worker._pending is not None
+    w.gate.open.set()
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.errors == []
+    assert w.doc.params.weights.semantic == pytest.approx(0.002, rel=0.02)
+    assert w.doc.undo_stack.count() == count + 1  # only the newest result is applied
+    assert np.allclose(w.doc.stack.alphas.sum(axis=0), 1.0, atol=1e-4)
+
+
+def test_cancel_the_first_run(qtbot, studio, studio_scene):
+    w = studio()
+    w.gate.close()
+    assert w.open_photo(str(studio_scene[0]))
+    qtbot.waitUntil(w.gate.entered.is_set, timeout=TIMEOUT)
+    w.actions_.cancel.trigger()
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.doc.stack is None and w.doc.image is not None and w.errors == []
+    assert "Cancelled" in w.statusBar().currentMessage()
+    w.gate.open.set()
+    w.actions_.rerun.trigger()  # Segment › Run starts it again
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.doc.has_layers
