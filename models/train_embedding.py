@@ -9,12 +9,15 @@ targets (models/teacher_cache.py) if that was not done yet, trains, and writes
 models/sss_embed.onnx. Re-running continues from the last checkpoint;
 ``--export-only`` exports the latest checkpoint as it is.
 
-Losses, on a stride-4 grid of 224-px augmented crops:
+Losses, on a stride-4 grid of 224-px augmented crops (the teachers' pixels of one
+photo share most of their direction, so both distillation terms look at the
+within-crop structure only):
 - feature distillation: a linear projector maps the student embedding onto the
-  teachers' concatenated, per-teacher L2-normalised features (cosine loss);
-- relational distillation: the student's cosine similarities between sampled
-  pixels match the teachers' (this is what the spectral pipeline consumes:
-  distances between pixels, not the features themselves);
+  teachers' concatenated, per-teacher L2-normalised features; loss = the
+  unexplained within-crop variance (1 - R²);
+- relational distillation: the student's pairwise squared distances between
+  sampled pixels, divided by their mean, match the teachers' (this is what the
+  spectral pipeline consumes: distances between pixels, up to scale);
 - class distillation: KL to each teacher's class distribution;
 - metric learning (SegSort / N-pair style, supervised contrastive): pixels of
   one segment pulled together, of different segments pushed apart; segments
@@ -45,7 +48,7 @@ ONNX_OUT = REPO / "models" / "sss_embed.onnx"
 
 @dataclass(frozen=True)
 class TrainParams:
-    steps: int = 2000
+    steps: int = 1800
     batch: int = 8
     crop: int = 224                 # pixels; the target grid is crop / 4
     lr: float = 2e-3
@@ -55,8 +58,8 @@ class TrainParams:
     pixels_per_image: int = 384     # sampled for the relational and metric terms
     temperature: float = 0.1        # metric term
     w_feat: float = 1.0
-    w_rel: float = 10.0
-    w_cls: float = 0.5
+    w_rel: float = 2.0
+    w_cls: float = 0.25
     w_metric: float = 0.2
     checkpoint_every: int = 100
     seed: int = 0
@@ -123,6 +126,18 @@ def make_batch(data: CachedPhotos, p: TrainParams, step: int):
 
 
 # ---- losses ----------------------------------------------------------------
+def _centred_sq_dist(x: torch.Tensor) -> torch.Tensor:
+    """B×D×M points → B×M×M squared distances divided by their per-image mean.
+
+    Within one photo the teachers' pixels lie in a narrow cone (mean cosine 0.9),
+    so raw cosines are nearly constant; what the pipeline (and k-means) sees is
+    the relative geometry, which this scale-free form keeps.
+    """
+    sq = x.square().sum(1)
+    d = (sq[:, :, None] + sq[:, None, :] - 2 * x.transpose(1, 2) @ x).clamp_min(0)
+    return d / d.mean(dim=(1, 2), keepdim=True).clamp_min(1e-8)
+
+
 def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
     n_feat = maps.shape[1] - len(S.CLASS_NAMES)
     t = F.normalize(maps[:, :n_feat], dim=1)
@@ -130,7 +145,13 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
     raw, logits = net(imgs)
     e = F.normalize(raw, dim=1)
     out = {}
-    out["feat"] = (1 - F.cosine_similarity(projector(e), t, dim=1)).mean()
+    # Feature distillation as unexplained within-crop variance (1 - R²): the
+    # constant part of the teachers' features carries no segmentation.
+    tc = t - t.mean(dim=(2, 3), keepdim=True)
+    pe = projector(e)
+    resid = (pe - pe.mean(dim=(2, 3), keepdim=True) - tc).square().sum(1).mean(dim=(1, 2))
+    spread = tc.square().sum(1).mean(dim=(1, 2)).clamp_min(1e-6)
+    out["feat"] = (resid / spread).mean()
 
     kl = 0
     for sl in (slice(0, S.N_ADE), slice(S.N_ADE, None)):
@@ -144,16 +165,15 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
     es = torch.gather(e.flatten(2), 2, idx[:, None].expand(B, D, -1))            # B×D×M
     ts = torch.gather(t.flatten(2), 2, idx[:, None].expand(B, t.shape[1], -1))
     ls = torch.gather(segs.flatten(1), 1, idx)                                   # B×M
-    ss = es.transpose(1, 2) @ es                                                 # B×M×M
-    st = ts.transpose(1, 2) @ ts
-    out["rel"] = (ss - st).square().mean()
+    # Relational distillation: the student's pairwise distances match the teachers', up to scale.
+    out["rel"] = (_centred_sq_dist(es) - _centred_sq_dist(ts)).square().mean()
 
     # Supervised contrastive over the sampled pixels of each image (0 = unlabelled).
+    ss = es.transpose(1, 2) @ es                                                 # B×M×M cosines
     eye = torch.eye(ls.shape[1], dtype=torch.bool)
     valid = (ls[:, :, None] > 0) & (ls[:, None, :] > 0) & ~eye
     pos = (ls[:, :, None] == ls[:, None, :]) & valid
-    logit = ss / p.temperature
-    logit = logit.masked_fill(~valid, -1e9)
+    logit = (ss / p.temperature).masked_fill(~valid, -1e9)
     log_prob = logit - torch.logsumexp(logit, dim=2, keepdim=True)
     npos = pos.sum(2)
     has = npos > 0
@@ -177,6 +197,12 @@ def export_onnx(net: S.StudentNet, sp: S.StudentParams, path: pathlib.Path, info
             dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "embedding": {0: "N", 2: "H", 3: "W"},
                           "class_probs": {0: "N", 2: "h", 3: "w"}})
     model = onnx.load(str(tmp))
+    # The exporter names the channel dim of the normalised embedding symbolically: pin it.
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if out.name == "embedding":
+            dims[1].ClearField("dim_param")
+            dims[1].dim_value = sp.embedding_dim
     meta = {
         "class_names": json.dumps(S.CLASS_NAMES),
         "class_groups": json.dumps({"ade20k": [0, S.N_ADE], "pascal": [S.N_ADE, len(S.CLASS_NAMES)]}),
@@ -263,7 +289,7 @@ def main() -> None:
         step += 1
         elapsed += time.time() - t0
         for k, v in out.items():
-            running[k] = running.get(k, 0.0) + float(v)
+            running[k] = running.get(k, 0.0) + float(v.detach())
         if step % 25 == 0:
             print(f"step {step} lr {lr:.2e} " + " ".join(f"{k} {v / 25:.4f}" for k, v in running.items())
                   + f" ({elapsed / step:.2f} s/step)", flush=True)
