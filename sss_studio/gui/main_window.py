@@ -414,17 +414,22 @@ class MainWindow(QMainWindow):
         self._tasks.append(task)
         self.status.showMessage(message)
 
+        def forget() -> None:
+            if task in self._tasks:
+                self._tasks.remove(task)
+
         def ok(result) -> None:
+            forget()
             self.status.showMessage(f"Exported {result}", 8000)
             emit(self.export_finished, True, str(result))
 
         def fail(msg: str) -> None:
+            forget()
             self.show_error(error_title, msg)
             emit(self.export_finished, False, msg)
 
         task.succeeded.connect(ok)
         task.failed.connect(fail)
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
         task.start()
 
     def _set_title(self, name: str) -> None:

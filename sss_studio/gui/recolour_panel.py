@@ -100,12 +100,15 @@ class RecolourPanel(QWidget):
         enabled = stack is not None and bool(sel)
         self.setEnabled(enabled)
         if not enabled:
-            self.target.setText("Select a layer to recolour it.")
+            self.target.setText("Select a layer to recolour it (click it on the photo).")
+            self._show(Recolour())
             return
         assert stack is not None
         names = ", ".join(stack.layer(i).name for i in sel)
         self.target.setText(f"Recolouring: {names}")
-        rc = stack.layer(sel[0]).recolour
+        self._show(stack.layer(sel[0]).recolour)
+
+    def _show(self, rc: Recolour) -> None:
         self._loading = True
         try:
             self.hue.setValue(int(round(rc.hue)))

@@ -25,7 +25,7 @@ class StudioStatusBar(QStatusBar):
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.hover = QLabel("")
-        self.hover.setMinimumWidth(220)
+        self.hover.setMinimumWidth(160)
         self.stage = QLabel("")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -37,8 +37,8 @@ class StudioStatusBar(QStatusBar):
         self.provider = QLabel("")
         self.provider.setToolTip("Where the semantic features came from (onnxruntime provider)")
         self.timings = QLabel("")
-        self.addWidget(self.hover)
-        for w in (self.stage, self.progress, self.cancel, self.provider, self.timings):
+        # All permanent (right-hand) widgets: temporary messages use the space on the left.
+        for w in (self.hover, self.stage, self.progress, self.cancel, self.provider, self.timings):
             self.addPermanentWidget(w)
         self.set_running(False)
 
