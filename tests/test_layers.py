@@ -162,3 +162,10 @@ def test_render_view_modes(stack):
     assert np.allclose(render_view(stack, "photo", 0.5), stack.image, atol=1e-6)
     with pytest.raises(ValueError):
         render_view(stack, "nope", 0.5)
+
+
+def test_downscaled_preview(stack):
+    assert stack.downscaled(10**9) is stack
+    small = stack.downscaled(400)
+    assert small.shape[0] * small.shape[1] <= 400
+    assert small.layers == stack.layers and sums_to_one(small.alphas)

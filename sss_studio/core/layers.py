@@ -415,7 +415,7 @@ class LayerStack:
         labels = np.argmax(self._alphas, axis=0)
         mask = np.isin(labels, idx).astype(np.uint8)
         kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-        return (cv2.dilate(mask, kernel) != cv2.erode(mask, kernel))
+        return (cv2.dilate(mask, kernel) != mask)  # the ring just outside the region
 
     def thumbnail(self, index: int, max_side: int = 48) -> np.ndarray:
         """Small preview of one layer: its (recoloured) pixels over a checkerboard."""
@@ -426,6 +426,19 @@ class LayerStack:
         a = _resize(self._alphas[index], th, tw)[:, :, None]
         bg = checkerboard(th, tw, cell=max(2, max_side // 8))
         return np.clip(bg + a * (pix - bg), 0.0, 1.0)
+
+    def downscaled(self, max_pixels: int) -> "LayerStack":
+        """A smaller copy for display (same layers, alphas still summing to one); the
+        stack itself when it is small enough."""
+        h, w = self.shape
+        if h * w <= max_pixels:
+            return self
+        s = (max_pixels / (h * w)) ** 0.5
+        sh, sw = max(1, int(h * s)), max(1, int(w * s))
+        image = np.clip(_resize(self.image, sh, sw), 0.0, 1.0)
+        alphas = np.stack([_resize(a, sh, sw) for a in self._alphas])
+        alphas /= np.maximum(alphas.sum(axis=0, keepdims=True), 1e-8)
+        return LayerStack(image, alphas, self._layers)
 
     # -- construction from a new result ----------------------------------------------
     def with_new_alphas(self, alphas: np.ndarray, names: Optional[Sequence[str]] = None) -> "LayerStack":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 from .signals import emit
@@ -41,6 +41,7 @@ class Canvas(QGraphicsView):
         self.setAcceptDrops(False)
         self.viewport().setAcceptDrops(False)
         self._has_image = False
+        self._logical_size: Optional[QSize] = None
         self._space = False
         self._pan_from: Optional[QPoint] = None
         self._fit_on_show = True
@@ -50,16 +51,21 @@ class Canvas(QGraphicsView):
     def has_image(self) -> bool:
         return self._has_image
 
-    def set_image(self, image: Optional[QImage], fit: bool = False) -> None:
+    def set_image(self, image: Optional[QImage], fit: bool = False, logical_size: Optional[QSize] = None) -> None:
+        """Show ``image``; ``logical_size`` is the photo's size in pixels when the image
+        is a downscaled preview (scene coordinates stay photo pixels)."""
         if image is None or image.isNull():
             self._item.setPixmap(QPixmap())
             self._has_image = False
+            self._logical_size = None
             return
-        new_size = image.size()
-        old = self._item.pixmap()
+        new_size = logical_size if logical_size is not None else image.size()
+        old_size = self._logical_size
         self._item.setPixmap(QPixmap.fromImage(image))
+        self._item.setScale(new_size.width() / max(1, image.width()))
+        self._logical_size = QSize(new_size)
         self._has_image = True
-        if fit or old.isNull() or old.size() != new_size:
+        if fit or old_size is None or old_size != new_size:
             w, h = new_size.width(), new_size.height()
             m = 4.0 * max(w, h)
             # A scene much larger than the photo lets it be panned anywhere.
@@ -68,7 +74,7 @@ class Canvas(QGraphicsView):
             self._fit_on_show = True
 
     def image_rect(self) -> QRectF:
-        return self._item.boundingRect()
+        return self._item.mapRectToScene(self._item.boundingRect())
 
     # -- zoom -------------------------------------------------------------------------
     @property

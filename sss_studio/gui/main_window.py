@@ -12,7 +12,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from ..core.affinity import AffinityWeights
-from ..core.layers import LayerStack, render_view
+from ..core.layers import LayerStack, StackState, render_view
 from ..core.pipeline import SegmenterParams
 from ..io.image import ImageLoadError, load_image
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
@@ -33,6 +33,7 @@ from .signals import emit
 APP_TITLE = "SSS Studio"
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = f"SSS Studio projects (*{PROJECT_SUFFIX})"
+PREVIEW_PIXELS = 2_500_000     # larger photos are rendered on screen from a downscaled copy
 
 
 class MainWindow(QMainWindow):
@@ -49,6 +50,8 @@ class MainWindow(QMainWindow):
         self.view_mode = "overlay"
         self.opacity = 0.5
         self._tasks: list[Task] = []
+        self._preview: Optional[LayerStack] = None
+        self._preview_source: Optional[tuple] = None
 
         self.doc = Document(params or SegmenterParams(), self)
         self.worker = SegmentationWorker(source or FeatureSource(), self)
@@ -114,16 +117,35 @@ class MainWindow(QMainWindow):
     def schedule_render(self) -> None:
         self._render_timer.start()
 
+    def preview_stack(self) -> Optional[LayerStack]:
+        """The stack at display size: big photos are shown from a downscaled copy so
+        that a click or a slider tick re-renders quickly (hit-tests use the full stack)."""
+        stack = self.doc.stack
+        if stack is None:
+            return None
+        src = self._preview_source
+        # Compared by identity (not id()): alphas are never written in place.
+        if src is None or src[0] is not stack.image or src[1] is not stack.alphas:
+            self._preview = stack.downscaled(PREVIEW_PIXELS)
+            self._preview_source = (stack.image, stack.alphas)
+        assert self._preview is not None
+        if self._preview is not stack:
+            self._preview.restore(StackState(self._preview.alphas, stack.layers))
+        return self._preview
+
     def render(self) -> None:
         self._render_timer.stop()
-        if self.doc.stack is not None:
-            arr = render_view(self.doc.stack, self.view_mode, self.opacity, self.doc.selection)
+        preview = self.preview_stack()
+        if preview is not None:
+            arr = render_view(preview, self.view_mode, self.opacity, self.doc.selection)
+            size = self.doc.stack.shape if self.doc.stack is not None else preview.shape
         elif self.doc.image is not None:
             arr = self.doc.image
+            size = arr.shape[:2]
         else:
             self.canvas.set_image(None)
             return
-        self.canvas.set_image(to_qimage(arr))
+        self.canvas.set_image(to_qimage(arr), logical_size=QSize(size[1], size[0]))
 
     def set_view_mode(self, mode: str) -> None:
         self.view_mode = mode
