@@ -71,6 +71,37 @@ class SegmenterParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def for_mode(cls, mode: str, **overrides: Any) -> "SegmenterParams":
+        """The parameter preset of a mode ("reference" or "fast"), with ``overrides``.
+
+        Every schedule difference between the modes lives here (docs/solver.md), not
+        in branches inside the stages.
+        """
+        if mode == "reference":
+            base = cls(mode="reference")
+        elif mode == "fast":
+            base = cls(
+                mode="fast",
+                eigen=FAST_EIGEN,
+                constrained=FAST_CONSTRAINED,
+                relaxed=FAST_RELAXED,
+            )
+        else:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {spectral.solver_names()}")
+        return replace(base, **overrides)
+
+
+# Fast-mode schedule (measured in benchmarks/bench_speed.py, explained in docs/solver.md).
+FAST_EIGEN = spectral.EigenParams(
+    count=100, tol=1e-5, fast_iterations=6, fast_warm_iterations=3, fast_coarse_iterations=15,
+)
+# Gram statistics on every 4th pixel per axis and 20 IRLS steps with a convergence test.
+FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, iterations=20, drop_every=5, tol=1e-3)
+# Exact per-pixel block preconditioner: CG converges in a few steps, so fewer are allowed.
+FAST_RELAXED = RelaxedParams(iterations=8, cg_tol=1e-4, cg_iterations=30, final_cg_iterations=100,
+                             preconditioner="pixel_block")
+
 
 @dataclass
 class SegmentationResult:
@@ -205,7 +236,8 @@ class Segmenter:
         basis = stage(
             "eigenvectors",
             eig_key,
-            lambda: solver(lap, p.eigen, warm_start=warm, cancel=cancel, progress=stage_progress("eigenvectors")),
+            lambda: solver(lap, p.eigen, warm_start=warm, cancel=cancel, progress=stage_progress("eigenvectors"),
+                           guide=image),
         )
         self._last_basis = basis
 

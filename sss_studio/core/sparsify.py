@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from skimage.filters import farid_h, farid_v
 
 from .cancel import CancelFn, Cancelled, ProgressFn, check, report
 from .kmeans import kmeans
+from .sparse_ops import spmm
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class ConstrainedParams:
     drop_threshold: float = 0.1    # components with max|α| ≤ this are dropped …
     drop_every: int = 10           # … after iterations 11, 21, 31
     pixel_stride: int = 1          # Gram statistics on every n-th pixel per axis (1 = all)
+    gram_dtype: str = "float64"    # "float32" halves the cost of the Gram products
+    tol: float = 0.0               # stop once max|Δα| on the sampled pixels < tol (after the last drop)
+    eigenvectors: int = 0          # use only the first n eigenvectors (0 = all given)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class RelaxedParams:
     cg_tol: float = 1e-6
     cg_iterations: int = 100
     final_cg_iterations: int = 1000
+    # "jacobi" (the reference's diagonal) or "pixel_block": the exact inverse of each
+    # pixel's K×K block diag(d) + δ·11ᵀ (Sherman–Morrison), which also captures the
+    # strong sum-to-one coupling δ = 100 that plain Jacobi ignores.
+    preconditioner: str = "jacobi"
 
 
 _THR = 1e-10
@@ -64,9 +71,37 @@ def initial_segments(features: np.ndarray, components: int, seed: int) -> np.nda
     return onehot
 
 
-def _gram(E: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Eᵀ·diag(w)·E with BLAS."""
-    return (E * w[:, None]).T @ E
+class _GramProducts:
+    """All the products Eᵀ·diag(w_k)·E at once, as one GEMM.
+
+    Row p of Z holds the upper triangle of e_p·e_pᵀ (the Khatri–Rao square of E), so
+    the C Gram matrices are the columns of Zᵀ·W: one BLAS-3 call instead of C
+    products of N×m by m×N, and half the flops by symmetry. Z is kept when it fits
+    ``budget`` bytes (subsampled statistics); otherwise it falls back to one product per
+    component.
+    """
+
+    def __init__(self, E: np.ndarray, dtype: str, budget: int = 800 * 2**20):
+        self.E = np.ascontiguousarray(E, dtype=dtype)
+        self.m = E.shape[1]
+        self.iu = np.triu_indices(self.m)
+        p = len(self.iu[0])
+        self.Z = self._z(self.E) if self.E.shape[0] * p * self.E.itemsize <= budget else None
+
+    def _z(self, Eb: np.ndarray) -> np.ndarray:
+        return Eb[:, self.iu[0]] * Eb[:, self.iu[1]]
+
+    def __call__(self, W: np.ndarray) -> np.ndarray:
+        """W: n×C weights → C×m×m float64 Gram matrices."""
+        W = np.ascontiguousarray(W, dtype=self.E.dtype)
+        if self.Z is None:
+            # Too many pixels to keep Z: one product per component (rebuilding Z costs more).
+            return np.stack([(self.E * W[:, k : k + 1]).T @ self.E for k in range(W.shape[1])]).astype(np.float64)
+        flat = self.Z.T @ W
+        G = np.zeros((W.shape[1], self.m, self.m))
+        G[:, self.iu[0], self.iu[1]] = flat.T
+        G[:, self.iu[1], self.iu[0]] = flat.T
+        return G
 
 
 def constrained_sparsify(
@@ -82,13 +117,16 @@ def constrained_sparsify(
 
     Each iteration minimises Σ_k y_kᵀ|Λ|y_k + Σ_p e1(α−1)² + e0·α² with weights from the
     previous α. The normal equations are block-diagonal plus a coupling through the last
-    component: A_k·y_k + A_C·s = c_k with s = Σ y_k. We solve that exactly with one
-    Cholesky per component and an m×m coupling system instead of a dense (C−1)·m system.
-    Returns N×C' soft segments (C' ≤ C after dropping).
+    component: A_k·y_k + A_C·s = c_k with s = Σ y_k. We solve that exactly: one batched
+    m×m solve for all components and an m×m coupling system, instead of a dense
+    (C−1)·m system. Returns N×C' soft segments (C' ≤ C after dropping).
     """
     E = np.asarray(eigvecs, np.float64)
+    vals = np.asarray(eigvals, np.float64)
+    if params.eigenvectors and params.eigenvectors < E.shape[1]:
+        E, vals = E[:, : params.eigenvectors], vals[: params.eigenvectors]
     n, m = E.shape
-    lam = np.diag(np.abs(np.asarray(eigvals, np.float64)))
+    lam = np.diag(np.abs(vals))
     gamma = params.sparsity
     if params.pixel_stride > 1 and image_shape is not None:
         h, w = image_shape
@@ -99,36 +137,40 @@ def constrained_sparsify(
         sample = np.arange(n)
     scale = n / len(sample)  # statistics on a subsample stand for all pixels
     Es = E[sample]
+    gram = _GramProducts(Es, params.gram_dtype)
+    eye = np.eye(m)
+    last_drop = 1 + params.drop_every * ((params.iterations - 2) // params.drop_every) if params.drop_every else 0
 
     alpha_s = init[sample].astype(np.float64)  # the one-hot start sets the first weights
     y = None
-    comps = alpha_s.shape[1]
     for it in range(1, params.iterations + 1):
         check(cancel)
         e0, e1 = _irls_weights(alpha_s, gamma)
-        wsum = e0 + e1
-        A_last = lam + scale * _gram(Es, wsum[:, -1])
-        b_last = scale * (Es.T @ e0[:, -1])
-        chol, rhs = [], []
-        for k in range(comps - 1):
-            A_k = lam + scale * _gram(Es, wsum[:, k])
-            c_k = scale * (Es.T @ e1[:, k]) + b_last
-            chol.append(sla.cho_factor(A_k))
-            rhs.append(c_k)
+        G = gram(e0 + e1)                                  # C'×m×m
+        Ee0 = Es.T @ e0                                    # m×C'
+        Ee1 = Es.T @ e1
+        A_last = lam + scale * G[-1]
+        A = lam[None] + scale * G[:-1]                     # (C'−1)×m×m
+        c = scale * (Ee1[:, :-1] + Ee0[:, -1:])            # m×(C'−1)
+        # One batched solve gives A_k⁻¹·c_k and A_k⁻¹ (for M = Σ A_k⁻¹).
+        rhs = np.concatenate([c.T[:, :, None], np.broadcast_to(eye, A.shape)], axis=2)
+        sol = np.linalg.solve(A, rhs)
+        Ainv_c, Ainv = sol[:, :, 0], sol[:, :, 1:]
         # s = Σ y_k:  (I + M·A_C) s = Σ A_k⁻¹ c_k,  M = Σ A_k⁻¹
-        Ainv_c = np.stack([sla.cho_solve(f, c) for f, c in zip(chol, rhs)], 1)
-        M = sum(sla.cho_solve(f, np.eye(m)) for f in chol)
-        s = np.linalg.solve(np.eye(m) + M @ A_last, Ainv_c.sum(1))
+        s = np.linalg.solve(eye + Ainv.sum(axis=0) @ A_last, Ainv_c.sum(axis=0))
         r = A_last @ s
-        y = np.stack([sla.cho_solve(f, c - r) for f, c in zip(chol, rhs)], 1)  # m×(C'−1)
+        y = (Ainv_c - Ainv @ r).T                          # m×(C'−1)
 
+        previous = alpha_s
         alpha_s = _with_last(Es @ y)
         if params.drop_every and it % params.drop_every == 1 and it > 1:
             keep = np.abs(_with_last(E @ y)).max(axis=0) > params.drop_threshold
             y = _drop(y, keep)
-            comps = y.shape[1] + 1
             alpha_s = _with_last(Es @ y)
         report(progress, "soft segments", it / params.iterations)
+        if (params.tol > 0 and it > last_drop and previous.shape == alpha_s.shape
+                and np.abs(alpha_s - previous).max() < params.tol):
+            break
     return _with_last(E @ y)
 
 
@@ -197,11 +239,24 @@ def relaxed_sparsify(
     def solve(extra_diag: np.ndarray, b: np.ndarray, x0: np.ndarray, maxiter: int) -> np.ndarray:
         def matvec(v: np.ndarray) -> np.ndarray:
             X = v.reshape(n, k)
-            return (lap @ X + delta * X.sum(axis=1, keepdims=True) + extra_diag * X).ravel()
+            return (spmm(lap, X) + delta * X.sum(axis=1, keepdims=True) + extra_diag * X).ravel()
 
         A = spla.LinearOperator((n * k, n * k), matvec=matvec, dtype=np.float64)
-        inv_diag = (1.0 / np.broadcast_to(lap_diag + delta + extra_diag, (n, k))).ravel()
-        M = spla.LinearOperator((n * k, n * k), matvec=lambda v: inv_diag * v, dtype=np.float64)
+        d = np.broadcast_to(lap_diag + extra_diag, (n, k))
+        if params.preconditioner == "pixel_block":
+            inv_d = 1.0 / d
+            coef = delta / (1.0 + delta * inv_d.sum(axis=1, keepdims=True))
+
+            def precond(v: np.ndarray) -> np.ndarray:
+                r = inv_d * v.reshape(n, k)
+                return (r - inv_d * (coef * r.sum(axis=1, keepdims=True))).ravel()
+        else:
+            inv_diag = (1.0 / (d + delta)).ravel()
+
+            def precond(v: np.ndarray) -> np.ndarray:
+                return inv_diag * v
+
+        M = spla.LinearOperator((n * k, n * k), matvec=precond, dtype=np.float64)
         sol, _ = spla.cg(A, b.ravel(), x0=x0.ravel(), rtol=params.cg_tol, maxiter=maxiter, M=M,
                          callback=lambda _: check(cancel))
         return sol.reshape(n, k)

@@ -22,6 +22,18 @@ class EigenParams:
     count: int = 100
     shift: float = -1e-6  # L is singular (constants): shift-invert exactly at 0 fails
     seed: int = 0
+    # Fast solver (fast_solver.py) only; the reference solver ignores these.
+    tol: float = 1e-5                 # LOBPCG: max ‖r_i‖ / mean(diag L)
+    fast_shift: float = 1e-4          # AMG built for L + fast_shift·mean(diag L)·I
+    fast_iterations: int = 8          # LOBPCG steps on the pixel level from a cold start
+    fast_warm_iterations: int = 4     # … warm-started from the previous basis
+    fast_coarse_iterations: int = 20  # … on each intermediate AMG level
+    fast_coarse_factor: int = 4       # coarsest level solved densely has ≥ factor·k unknowns
+    fast_max_coarse: int = 1500
+    fast_sweeps: int = 1
+    fast_smooth: bool = False
+    fast_theta: float = 0.0
+    fast_threads: int = 1             # BLAS threads inside the fast solver (0 = leave as is)
 
 
 @dataclass
@@ -39,6 +51,7 @@ class Eigensolver(Protocol):
         warm_start: Optional[EigenBasis] = None,
         cancel: CancelFn = None,
         progress: ProgressFn = None,
+        guide: Optional[np.ndarray] = None,   # the photo L was built from (H×W×3), if known
     ) -> EigenBasis: ...
 
 
@@ -49,6 +62,7 @@ def reference_eigensolver(
     warm_start: Optional[EigenBasis] = None,
     cancel: CancelFn = None,
     progress: ProgressFn = None,
+    guide: Optional[np.ndarray] = None,
 ) -> EigenBasis:
     """`eigsh` in shift-invert mode: the ``count`` eigenpairs nearest ``shift`` (≈ smallest magnitude)."""
     n = laplacian.shape[0]
@@ -90,3 +104,7 @@ def get_solver(name: str) -> Callable[..., EigenBasis]:
 
 def solver_names() -> list[str]:
     return sorted(_SOLVERS)
+
+
+# The fast solver registers itself as "fast"; imported here so it is always available.
+from . import fast_solver as _fast_solver  # noqa: E402,F401

@@ -1,0 +1,152 @@
+"""Fast vs reference mode, side by side on the same photos and features (issue 6).
+
+For each photo: per-stage times, wall time and peak memory of each mode (each run in
+its own process so peak memory is that run's), the time of a re-run after an
+affinity-weight change, and the quality of the fast layers against the reference
+layers after Hungarian matching (IoU of the hard argmax, mean |Δα|).
+
+Reference runs take minutes at 640×480, so their layers are cached in
+``.cache/bench_speed`` (keyed by photo, size and the parameters); ``--fresh`` re-runs.
+Writes its section of benchmarks/RESULTS.md.
+
+    python benchmarks/bench_speed.py                     # 3 photos at 640×480 and 320×240
+    python benchmarks/bench_speed.py --photos astronaut --sizes 640x480 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import multiprocessing as mp
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import _common as C  # noqa: E402  (sets single-threaded BLAS first)
+import numpy as np  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
+CACHE = C.REPO / ".cache" / "bench_speed"
+
+
+def _params(mode: str, size: tuple[int, int]):
+    from sss_studio.core.pipeline import SegmenterParams
+    # The photo is processed at its own size (no working-size reduction) in both modes.
+    return SegmenterParams.for_mode(mode, working_pixels=max(300_000, size[0] * size[1]))
+
+
+def _run(args) -> dict:
+    """One mode on one photo, in a fresh process: times, peak memory, layers."""
+    name, size, mode, weight_change = args
+    C.limit_threads(1)
+    from dataclasses import replace
+    from sss_studio.core.pipeline import Segmenter
+
+    img = C.resize(C.sample_photo(name), *size)
+    feats, kind = C.photo_features(img, name)
+    p = _params(mode, size)
+    seg = Segmenter(p)
+    seg.set_image(img, feats.astype(np.float32))
+    t0 = time.perf_counter()
+    res = seg.run()
+    total = time.perf_counter() - t0
+    out = {"name": name, "size": size, "mode": mode, "features": kind, "total": total,
+           "timings": res.timings, "alphas": res.alphas}
+    if weight_change:
+        p2 = replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.5))
+        t0 = time.perf_counter()
+        r2 = seg.run(p2)
+        out["rerun"] = time.perf_counter() - t0
+        out["rerun_timings"] = r2.timings
+    out["peak_mb"] = C.peak_rss_mb()
+    return out
+
+
+def run_isolated(name, size, mode, weight_change=False) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_run, ((name, size, mode, weight_change),))
+
+
+def reference_layers(name: str, size: tuple[int, int], fresh: bool) -> dict:
+    """Reference-mode result, cached on disk by photo, size and parameters."""
+    key = hashlib.sha1(repr((name, size, _params("reference", size))).encode()).hexdigest()[:12]
+    path = CACHE / f"{name}_{size[0]}x{size[1]}_{key}.npz"
+    if path.exists() and not fresh:
+        z = np.load(path, allow_pickle=True)
+        return dict(json.loads(str(z["meta"])), alphas=z["alphas"])
+    r = run_isolated(name, size, "reference")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in r.items() if k != "alphas"}
+    np.savez_compressed(path, alphas=r["alphas"].astype(np.float32), meta=json.dumps(meta))
+    return r
+
+
+STAGE_ORDER = ["features", "superpixels", "matting", "affinities", "eigenvectors", "initial segments",
+               "soft segments", "grouping", "refining layers", "upsampling"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", nargs="+", default=["astronaut", "coffee", "chelsea"])
+    ap.add_argument("--sizes", nargs="+", default=["640x480", "320x240"])
+    ap.add_argument("--repeat", type=int, default=3, help="fast-mode runs per photo (median reported)")
+    ap.add_argument("--fresh", action="store_true", help="re-run the reference instead of using the cache")
+    ap.add_argument("--reference-only", action="store_true", help="fill the reference cache and stop")
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
+
+    rows, stage_rows, quality = [], [], []
+    for size in sizes:
+        for name in a.photos:
+            ref = reference_layers(name, size, a.fresh)
+            print(f"{name} {size}: reference {ref['total']:.1f} s, {ref['peak_mb']:.0f} MB", flush=True)
+            if a.reference_only:
+                continue
+            fast_runs = [run_isolated(name, size, "fast", weight_change=True) for _ in range(a.repeat)]
+            med = lambda xs: float(np.median(xs))  # noqa: E731
+            total = med([r["total"] for r in fast_runs])
+            rerun = med([r["rerun"] for r in fast_runs])
+            peak = max(r["peak_mb"] for r in fast_runs)
+            stages = {s: med([r["timings"].get(s, 0.0) for r in fast_runs]) for s in STAGE_ORDER}
+            ious, das = zip(*[C.match_layers(ref["alphas"], r["alphas"])[:2] for r in fast_runs])
+            iou, da = med(ious), med(das)
+            print(f"  fast {total:.1f} s (re-run after weight change {rerun:.1f} s), {peak:.0f} MB, "
+                  f"IoU {iou:.3f}, |Δα| {da:.4f}, speed-up {ref['total'] / total:.1f}×", flush=True)
+            rows.append((name, size, ref, total, rerun, peak, iou, da, fast_runs[0]["features"]))
+            stage_rows.append((name, size, ref["timings"], stages))
+
+    if a.reference_only or a.no_write or not rows:
+        return
+    lines = [
+        "## Speed: fast vs reference mode (bench_speed.py)",
+        "",
+        f"{datetime.date.today().isoformat()}, {C.machine()}; BLAS single-threaded; shared machine "
+        f"(other jobs running): treat times as ±30 %. Fast mode: median of {a.repeat} runs; reference: one run. "
+        f"Features: {rows[0][8]} (see benchmarks/_common.py). Quality: fast layers against reference layers, "
+        "Hungarian-matched; bar IoU ≥ 0.95, |Δα| ≤ 0.02.",
+        "",
+        "| photo | size | reference s | reference peak MB | fast s | fast re-run after weight change s | fast peak MB | speed-up | IoU | mean abs dα |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, size, ref, total, rerun, peak, iou, da, _ in rows:
+        lines.append(f"| {name} | {size[0]}×{size[1]} | {ref['total']:.1f} | {ref['peak_mb']:.0f} | {total:.1f} | "
+                     f"{rerun:.1f} | {peak:.0f} | {ref['total'] / total:.1f}× | {iou:.3f} | {da:.4f} |")
+    lines += ["", "Per stage, seconds (reference / fast):", "",
+              "| photo | size | " + " | ".join(STAGE_ORDER) + " |",
+              "|---|---|" + "---|" * len(STAGE_ORDER)]
+    for name, size, rt, ft in stage_rows:
+        cells = [f"{rt.get(s, 0.0):.2f} / {ft[s]:.2f}" for s in STAGE_ORDER]
+        lines.append(f"| {name} | {size[0]}×{size[1]} | " + " | ".join(cells) + " |")
+    C.write_section(RESULTS, "bench_speed", "\n".join(lines))
+    print("wrote", RESULTS)
+
+
+if __name__ == "__main__":
+    main()

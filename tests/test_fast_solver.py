@@ -1,0 +1,125 @@
+"""The fast eigensolver (AMG-preconditioned LOBPCG) on small synthetic problems."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sss_studio.core import spectral
+from sss_studio.core.affinity import AffinityWeights, build_laplacian
+from sss_studio.core.cancel import Cancelled
+from sss_studio.core.fast_solver import BlockVCycle, fast_eigensolver, lobpcg, near_nullspace
+from sss_studio.core.sparse_ops import spmm
+from sss_studio.core.superpixels import SuperpixelParams, compute_superpixels
+
+from synthetic import soft_regions
+
+COUNT = 12
+
+
+@pytest.fixture(scope="module")
+def problem():
+    img, feats, _ = soft_regions(40, 56, seed=1)
+    spx = compute_superpixels(img, feats, SuperpixelParams(n_segments=60))
+    lap = build_laplacian(img, spx, AffinityWeights())
+    return img, spx, lap
+
+
+def _params(**kw) -> spectral.EigenParams:
+    base = spectral.EigenParams(count=COUNT, tol=1e-7, fast_iterations=60, fast_warm_iterations=60,
+                                fast_coarse_iterations=0, fast_max_coarse=200)
+    return replace(base, **kw)
+
+
+def _principal_angles_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    qa, _ = np.linalg.qr(A)
+    qb, _ = np.linalg.qr(B)
+    s = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return np.degrees(np.arccos(np.clip(s, -1.0, 1.0)))
+
+
+def test_registered_and_spans_the_reference_subspace(problem):
+    img, _, lap = problem
+    assert "fast" in spectral.solver_names()
+    ref = spectral.reference_eigensolver(lap, spectral.EigenParams(count=COUNT + 6))
+    fast = spectral.get_solver("fast")(lap, _params(), guide=img)
+    assert fast.vectors.shape == (lap.shape[0], COUNT)
+    assert np.allclose(fast.vectors.T @ fast.vectors, np.eye(COUNT), atol=1e-8)
+    # The fast k vectors lie in the reference's span (k + a few guards: the k-th may swap
+    # with a near-equal neighbour); the smallest ones match one to one.
+    angles = _principal_angles_deg(fast.vectors, ref.vectors)
+    assert angles.max() < 1.0, angles
+    assert np.allclose(np.sort(fast.values)[:6], np.sort(ref.values[: COUNT + 6])[:6], atol=1e-7)
+
+
+def test_warm_start_converges_in_fewer_iterations(problem):
+    img, spx, lap = problem
+    p = _params(tol=1e-6)
+    first = fast_eigensolver(lap, p, guide=img)
+    lap2 = build_laplacian(img, spx, AffinityWeights(semantic=0.015))
+    cold = fast_eigensolver(lap2, p, guide=img)
+    warm = fast_eigensolver(lap2, p, guide=img, warm_start=first)
+    cold_its = sum(h[2] for h in cold.info["history"])
+    warm_its = sum(h[2] for h in warm.info["history"])
+    assert warm_its < cold_its, (warm_its, cold_its)
+    assert _principal_angles_deg(warm.vectors, cold.vectors).max() < 2.0
+
+
+def test_same_seed_same_result(problem):
+    img, _, lap = problem
+    a = fast_eigensolver(lap, _params(fast_iterations=5), guide=img)
+    b = fast_eigensolver(lap, _params(fast_iterations=5), guide=img)
+    assert np.array_equal(a.vectors, b.vectors) and np.array_equal(a.values, b.values)
+
+
+def test_cancel_raises_and_progress_is_reported(problem):
+    img, _, lap = problem
+    seen = []
+    calls = [0]
+
+    def cancel() -> bool:
+        calls[0] += 1
+        return calls[0] > 3
+
+    with pytest.raises(Cancelled):
+        fast_eigensolver(lap, _params(), guide=img, cancel=cancel, progress=lambda s, f: seen.append(f))
+    assert seen and seen[0] == 0.0 and all(0.0 <= f <= 1.0 for f in seen)
+    with pytest.raises(Cancelled):
+        fast_eigensolver(lap, _params(), guide=img, cancel=lambda: True)
+
+
+def test_block_vcycle_is_one_cycle_per_column_and_reduces_error(problem):
+    img, _, lap = problem
+    n = lap.shape[0]
+    A = (lap + 1e-3 * sp.identity(n)).tocsr()
+    cyc = BlockVCycle(A, candidates=near_nullspace(img, n))
+    B = np.random.default_rng(0).standard_normal((n, 5))
+    block = cyc(B)
+    cols = np.stack([cyc(B[:, [j]])[:, 0] for j in range(5)], axis=1)
+    assert np.allclose(block, cols)
+    # As a stationary iteration x ← x + T(b − Ax) it must converge.
+    x = np.zeros_like(B)
+    for _ in range(30):
+        x += cyc(B - A @ x)
+    assert np.linalg.norm(B - A @ x) < 0.2 * np.linalg.norm(B)
+
+
+def test_lobpcg_on_a_diagonal_matrix():
+    d = np.linspace(1.0, 100.0, 400)
+    A = sp.diags(d).tocsr()
+    X0 = np.random.default_rng(3).standard_normal((400, 8))
+    lam, X, info = lobpcg(lambda X: A @ X, lambda R: R / d[:, None], X0, 5, 100, 1e-8, 1.0)
+    assert np.allclose(lam[:5], d[:5], atol=1e-8)
+    assert info.iterations < 100
+
+
+def test_spmm_matches_scipy():
+    rng = np.random.default_rng(0)
+    A = sp.random(300, 300, density=0.05, random_state=1, format="csr")
+    for k in (1, 3, 7):
+        X = rng.standard_normal((300, k))
+        assert np.allclose(spmm(A, X), A @ X)
+    assert np.allclose(spmm(A, X[:, 0]), A @ X[:, 0])
