@@ -98,21 +98,23 @@ class BlockVCycle:
         return x
 
 
-def _orthonormalise(S: np.ndarray, drop: float = 1e-10) -> np.ndarray:
+def _orthonormalise(S: np.ndarray, drop: Optional[float] = None) -> np.ndarray:
     """SVQB (Stathopoulos & Wu): columns of S made orthonormal via eigh of SᵀS; directions
     with relative weight < ``drop`` are removed (LOBPCG's blocks become dependent)."""
-    d = np.sqrt(np.maximum(np.einsum("ij,ij->j", S, S), 1e-300))
-    Sn = S / d
-    w, V = np.linalg.eigh(Sn.T @ Sn)
+    if drop is None:
+        drop = 1e-10 if S.dtype == np.float64 else 1e-5
+    d = np.sqrt(np.maximum(np.einsum("ij,ij->j", S, S), 1e-30))
+    Sn = S / d.astype(S.dtype)
+    w, V = np.linalg.eigh((Sn.T @ Sn).astype(np.float64))
     keep = w > drop * w.max()
-    return Sn @ (V[:, keep] / np.sqrt(w[keep]))
+    return Sn @ (V[:, keep] / np.sqrt(w[keep])).astype(S.dtype)
 
 
 def _rayleigh_ritz(Q: np.ndarray, AQ: np.ndarray, k: int):
-    G = Q.T @ AQ
+    G = (Q.T @ AQ).astype(np.float64)
     G = (G + G.T) * 0.5
     w, C = np.linalg.eigh(G)
-    return w[:k], C[:, :k]
+    return w[:k], C[:, :k].astype(Q.dtype)
 
 
 @dataclass
@@ -152,7 +154,7 @@ def lobpcg(
     lo, hi = progress_range
     for it in range(1, max_iterations + 1):
         check(cancel)
-        R = AX - X * lam
+        R = AX - X * lam.astype(X.dtype)
         res = np.linalg.norm(R, axis=0)
         info.history.append(float(res[:k].max() / scale))
         info.residuals = res
@@ -167,9 +169,9 @@ def lobpcg(
         # Gram of [X S] with A: [[Λ, XᵀAS], [·, SᵀAS]].
         XAS = X.T @ AS
         SAS = S.T @ AS
-        G = np.block([[np.diag(lam), XAS], [XAS.T, (SAS + SAS.T) * 0.5]])
+        G = np.block([[np.diag(lam), XAS], [XAS.T, (SAS + SAS.T) * 0.5]]).astype(np.float64)
         lam_all, C = np.linalg.eigh(G)
-        lam, C = lam_all[:m], C[:, :m]
+        lam, C = lam_all[:m], C[:, :m].astype(X.dtype)
         Cx, Cs = C[:m], C[m:]
         P = S @ Cs
         X = X @ Cx + P
@@ -177,7 +179,7 @@ def lobpcg(
         info.iterations = it
         report(progress, stage, lo + (hi - lo) * it / max_iterations)
     else:
-        R = AX - X * lam
+        R = AX - X * lam.astype(X.dtype)
         info.residuals = np.linalg.norm(R, axis=0)
         info.history.append(float(info.residuals[:k].max() / scale))
     return lam, X, info
@@ -230,9 +232,10 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
     t0 = time.perf_counter()
     scale = float(np.abs(L.diagonal()).mean()) or 1.0
     sigma = params.fast_shift * scale
+    dtype = np.dtype(params.fast_dtype)
     amg = BlockVCycle(
-        (L + sigma * sp.identity(n, format="csr")).tocsr(),
-        AMGParams(max_coarse=params.fast_max_coarse, sweeps=params.fast_sweeps,
+        (L + sigma * sp.identity(n, format="csr")).tocsr(), dtype=dtype,
+        params=AMGParams(max_coarse=params.fast_max_coarse, sweeps=params.fast_sweeps,
                   smooth_prolongator=params.fast_smooth, strength_theta=params.fast_theta),
         candidates=near_nullspace(guide, n),
     )
@@ -242,21 +245,32 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
 
     def level_ops(j: int):
         Lj = L if j == 0 else (amg.A[j] - sigma * sp.identity(amg.sizes[j], format="csr")).tocsr()
+        Lj = Lj.astype(dtype)
         return (lambda X: spmm(Lj, X)), _SubCycle(amg, j)
 
     if warm_start is not None and warm_start.vectors.shape[0] == n:
-        X = np.asarray(warm_start.vectors[:, :k], np.float64)
+        X = np.asarray(warm_start.vectors[:, :k], dtype)
         if kx > X.shape[1]:  # fresh guard vectors, smoothed by the preconditioner
-            X = np.concatenate([X, amg(rng.standard_normal((n, kx - X.shape[1])))], axis=1)
+            X = np.concatenate([X, amg(rng.standard_normal((n, kx - X.shape[1])).astype(dtype))], axis=1)
         start_level, fine_iterations = 0, params.fast_warm_iterations
     else:
         # Galerkin coarse problem (P orthonormal: PᵀP = I) on the deepest level with room for kx.
         start_level = max(j for j, s in enumerate(amg.sizes) if s >= params.fast_coarse_factor * kx or j == 0)
         t0 = time.perf_counter()
-        Lc = (amg.A[start_level] - sigma * sp.identity(amg.sizes[start_level])).toarray()
-        _, X = sla.eigh((Lc + Lc.T) * 0.5, subset_by_index=[0, kx - 1], driver="evr")
+        Lc = sp.csr_matrix(amg.A[start_level] - sigma * sp.identity(amg.sizes[start_level]), dtype=np.float64)
+        Lc = (Lc + Lc.T) * 0.5
+        if Lc.shape[0] <= params.fast_dense_coarse:
+            _, X = sla.eigh(Lc.toarray(), subset_by_index=[0, kx - 1], driver="evr")
+        else:
+            # Too big for a dense eigh (n³): shift-invert Lanczos on the small sparse level.
+            import scipy.sparse.linalg as spla
+
+            v0 = rng.standard_normal(Lc.shape[0])
+            w, X = spla.eigsh(Lc, k=kx, sigma=-sigma, which="LM", v0=v0)
+            X = X[:, np.argsort(w)]
+        X = X.astype(dtype)
         if start_level > 0:
-            X = X + 1e-3 * rng.standard_normal(X.shape) / np.sqrt(X.shape[0])  # seeded, breaks exact ties
+            X = X + (1e-3 * rng.standard_normal(X.shape) / np.sqrt(X.shape[0])).astype(dtype)  # seeded, breaks exact ties
         timings["coarse eigh"] = time.perf_counter() - t0
         fine_iterations = params.fast_iterations
     levels = list(range(start_level, -1, -1))
@@ -264,6 +278,8 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
     for step, j in enumerate(levels):
         if j != start_level:
             X = spmm(amg.P[j], np.ascontiguousarray(X))  # prolongate level j+1 → j
+            if j == 0 and params.fast_smoothing:
+                X = _smooth_prolongated(L, X, params.fast_smoothing, spmm).astype(dtype)
         its = fine_iterations if j == 0 else (params.fast_coarse_iterations if j != start_level else 0)
         if its == 0 and j != 0:
             continue
@@ -273,11 +289,32 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
                               progress_range=(0.1 + 0.85 * step / len(levels), 0.1 + 0.85 * (step + 1) / len(levels)))
         timings[f"lobpcg level {j}"] = time.perf_counter() - t0
         history.append((j, amg.sizes[j], info.iterations, info.history))
+    if dtype != np.float64:
+        # Final Rayleigh–Ritz in float64: the wanted eigenvalues (≈1e-4 of ‖L‖) are
+        # separated by less than float32 resolves in a Gram matrix over N pixels.
+        t0 = time.perf_counter()
+        X = _orthonormalise(X.astype(np.float64))
+        lam, C = _rayleigh_ritz(X, spmm(L, X), X.shape[1])
+        X = X @ C
+        timings["final Rayleigh-Ritz"] = time.perf_counter() - t0
     order = np.argsort(np.abs(lam), kind="stable")[:k]
     report(progress, "eigenvectors", 1.0)
     basis = EigenBasis(vectors=np.ascontiguousarray(X[:, order]), values=lam[order])
     basis.info = {"timings": timings, "levels": list(zip(amg.sizes, amg.nnz)), "history": history}  # type: ignore[attr-defined]
     return basis
+
+
+def _smooth_prolongated(L: sp.csr_matrix, X: np.ndarray, steps: int, spmm) -> np.ndarray:
+    """Damped-Jacobi steps on (L − θ_i)x_i = 0 for each prolongated vector: the piecewise
+    (per-aggregate) prolongation leaves jumps at aggregate borders, high-frequency error
+    that a few sweeps remove at the price of sparse products only."""
+    d = L.diagonal()
+    omega = 0.6 / np.where(d > 0, d, 1.0)[:, None]
+    for _ in range(steps):
+        LX = spmm(L, X)
+        theta = np.einsum("ij,ij->j", X, LX) / np.einsum("ij,ij->j", X, X)
+        X = X - omega * (LX - X * theta)
+    return X
 
 
 class _SubCycle:

@@ -95,11 +95,12 @@ class SegmenterParams:
 # Fast-mode schedule (measured in benchmarks/bench_speed.py, explained in docs/solver.md).
 FAST_EIGEN = spectral.EigenParams(
     count=100, tol=1e-5, fast_iterations=6, fast_warm_iterations=3, fast_coarse_iterations=15,
+    fast_dtype="float32",
 )
 # Gram statistics on every 4th pixel per axis and 20 IRLS steps with a convergence test.
 FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, iterations=20, drop_every=5, tol=1e-3)
 # Exact per-pixel block preconditioner: CG converges in a few steps, so fewer are allowed.
-FAST_RELAXED = RelaxedParams(iterations=8, cg_tol=1e-4, cg_iterations=30, final_cg_iterations=100,
+FAST_RELAXED = RelaxedParams(iterations=4, cg_tol=1e-4, cg_iterations=20, final_cg_iterations=50,
                              preconditioner="pixel_block")
 
 

@@ -30,9 +30,12 @@ class EigenParams:
     fast_coarse_iterations: int = 20  # … on each intermediate AMG level
     fast_coarse_factor: int = 4       # coarsest level solved densely has ≥ factor·k unknowns
     fast_max_coarse: int = 1500
+    fast_dense_coarse: int = 2000     # start level up to this size: dense eigh, else sparse shift-invert
     fast_sweeps: int = 1
     fast_smooth: bool = False
     fast_theta: float = 0.0
+    fast_smoothing: int = 0           # Jacobi sweeps on the vectors prolongated to the pixels
+    fast_dtype: str = "float64"       # LOBPCG blocks; "float32" halves time and memory (final RR in float64)
     fast_threads: int = 1             # BLAS threads inside the fast solver (0 = leave as is)
 
 
