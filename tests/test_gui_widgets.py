@@ -197,3 +197,28 @@ def test_project_save_reopen_and_unsaved_prompt(qtbot, studio, studio_scene, tmp
     assert w2.doc.params.weights == w.doc.params.weights
     assert not w2.worker.busy  # a project opens without re-running
     assert app_settings.recent_files()[0] == str(proj.resolve())
+
+
+def test_weight_slider_mapping_and_debounce(qtbot, isolated_settings):
+    from synthetic import quick_params
+
+    from sss_studio.gui.weights_panel import SPECS, WeightsPanel
+
+    for spec in SPECS:
+        for v in (spec.lo, spec.hi, (spec.lo * spec.hi) ** 0.5 if spec.log else (spec.lo + spec.hi) / 2):
+            assert spec.from_slider(spec.to_slider(v)) == pytest.approx(v, rel=0.01)
+    base = quick_params(layers=3)
+    panel = WeightsPanel(base)
+    qtbot.addWidget(panel)
+    assert panel.params() == base  # the sliders reproduce the base values exactly
+    got = []
+    panel.requested.connect(got.append)
+    panel.set_value("semantic", 0.02)
+    panel.set_value("semantic", 0.03)
+    panel.set_value("layers", 4)
+    assert got == []  # debounced while the sliders move
+    qtbot.waitUntil(lambda: len(got) == 1, timeout=5000)
+    assert got[0].weights.semantic == pytest.approx(0.03, rel=0.02) and got[0].layers == 4
+    panel.set_params(base)  # showing params does not ask for a run
+    qtbot.wait(50)
+    assert len(got) == 1 and panel.params() == base

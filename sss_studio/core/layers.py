@@ -456,7 +456,7 @@ def render_view(
     mode: str,
     opacity: float,
     selection: Sequence[int] = (),
-    dim_unselected: float = 0.35,
+    dim_unselected: float = 0.5,
     outline_colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> np.ndarray:
     """What the canvas shows (H×W×3 in [0,1]).

@@ -49,6 +49,9 @@ def run_app(
     if screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     _ensure_platform()
+    from PySide6.QtWidgets import QApplication
+
+    owns_app = QApplication.instance() is None
     app = make_application()
     from PySide6.QtCore import QTimer
 
@@ -71,6 +74,9 @@ def run_app(
             exit_code["value"] = 1
     if screenshot:
         def grab() -> None:
+            if exit_code.get("grabbed"):
+                return
+            exit_code["grabbed"] = 1
             window.render()
             app.processEvents()
             out = Path(screenshot)
@@ -83,13 +89,22 @@ def run_app(
                 exit_code["value"] = 1
             window.doc.undo_stack.setClean()
             window.close()
-            app.quit()
 
         if window.worker.busy:
             window.idle.connect(lambda: QTimer.singleShot(300, grab))
         else:
             QTimer.singleShot(300, grab)
-    app.exec()
+    if owns_app:
+        app.exec()
+    else:
+        # Inside a running application (tests, embedding): a local loop until the window
+        # closes, leaving the application itself running.
+        from PySide6.QtCore import QEventLoop
+
+        loop = QEventLoop()
+        window.closed.connect(loop.quit)
+        if window.isVisible():
+            loop.exec()
     # Delete the window while the application still exists (not at interpreter exit).
     from PySide6.QtCore import QCoreApplication, QEvent
 

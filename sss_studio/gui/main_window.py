@@ -39,6 +39,7 @@ PREVIEW_PIXELS = 2_500_000     # larger photos are rendered on screen from a dow
 class MainWindow(QMainWindow):
     idle = Signal()                  # no run in progress and no run pending (tests, screenshots)
     export_finished = Signal(bool, str)   # ok, path or error message
+    closed = Signal()                      # the window accepted a close
 
     def __init__(self, params: Optional[SegmenterParams] = None, source: Optional[FeatureSource] = None):
         super().__init__()
@@ -484,6 +485,7 @@ class MainWindow(QMainWindow):
 
             traceback.print_exc()
         event.accept()
+        emit(self.closed)
 
     def restore_geometry(self) -> None:
         g = app_settings.settings().value("geometry")

@@ -1,11 +1,15 @@
-"""``emit``: Signal.emit with a work-around for a reference-counting bug.
+"""Work-around for reference-counting bugs of the PySide6 build in use, and ``emit``.
 
-With the PySide6 build used here (6.12.0 on CPython 3.11), every ``signal.emit(...)``
-made from Python returns ``True`` without taking a reference to it, so each emit
-drops one reference to ``True``. CPython < 3.12 does not make ``True`` immortal: after
-a few hundred emits (one per progress report) the interpreter aborts with
-"bool_dealloc: deallocating True or False". ``emit`` gives the missing reference back
-when (and only when) a probe at import shows the bug.
+PySide6 6.12's stable-ABI (abi3) wheels return ``None``, ``True`` and ``False``
+without taking a reference (fine on CPython ≥ 3.12, where those objects are
+immortal). On CPython 3.11 every call of a void Qt method (``setText``, ``setValue``,
+…) and every ``signal.emit(...)`` made from Python drops one reference, and after
+some tens of thousands of calls the interpreter aborts with "none_dealloc:
+deallocating None" (or "bool_dealloc").
+
+Those three objects are never freed anyway, so when a probe at import shows the
+leak, their reference counts get a reserve far larger than any session can use
+(2⁴⁰ calls). Importing ``sss_studio.gui`` applies it.
 """
 
 from __future__ import annotations
@@ -16,34 +20,44 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-
-def _refs() -> int:
-    return sys.getrefcount(True) + sys.getrefcount(False)
+_RESERVE = 1 << 40
 
 
-def _probe_emit_drops_bool() -> bool:
+def _probe(obj: Any, call) -> bool:
+    n = 32
+    before = sys.getrefcount(obj)
+    for _ in range(n):
+        call()
+    return before - sys.getrefcount(obj) >= n
+
+
+def _add_references(obj: Any, count: int) -> None:
+    # ob_refcnt is the first field of every object in CPython < 3.12.
+    ctypes.c_ssize_t.from_address(id(obj)).value += count
+
+
+def apply_refcount_reserve() -> bool:
+    """Give None/True/False a reserve of references if this PySide6 leaks them.
+    Returns True when the reserve was applied."""
+    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
+        return False
+
     class _Probe(QObject):
         ping = Signal()
 
     probe = _Probe()
-    n = 16
-    before = _refs()
-    for _ in range(n):
-        probe.ping.emit()
-    dropped = before - _refs()
-    if dropped == n:
-        ctypes.pythonapi.Py_IncRef.argtypes = [ctypes.py_object]
-        for _ in range(n):  # repair the probe's own damage
-            ctypes.pythonapi.Py_IncRef(True)
-        return True
-    return False
+    leaks_none = _probe(None, lambda: probe.setObjectName("p"))
+    leaks_bool = _probe(True, lambda: probe.ping.emit())
+    if not (leaks_none or leaks_bool):
+        return False
+    for obj in (None, True, False):
+        _add_references(obj, _RESERVE)
+    return True
 
 
-EMIT_DROPS_BOOL = sys.version_info < (3, 12) and _probe_emit_drops_bool()
+REFCOUNT_RESERVE_APPLIED = apply_refcount_reserve()
 
 
 def emit(signal: Any, *args: Any) -> Any:
-    result = signal.emit(*args)
-    if EMIT_DROPS_BOOL and (result is True or result is False):
-        ctypes.pythonapi.Py_IncRef(result)
-    return result
+    """``signal.emit(*args)``; kept as one place to adapt emission should the bindings need it."""
+    return signal.emit(*args)
