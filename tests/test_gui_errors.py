@@ -114,3 +114,13 @@ def test_cancel_the_first_run(qtbot, studio, studio_scene):
     w.actions_.rerun.trigger()  # Segment › Run starts it again
     qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
     assert w.doc.has_layers
+
+
+def test_rerun_with_unchanged_sliders_keeps_edits(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    w.doc.rename(0, "Kept")
+    count = w.doc.undo_stack.count()
+    w.actions_.rerun.trigger()  # the same parameters: the cached result
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.doc.stack.layer(0).name == "Kept" and w.doc.undo_stack.count() == count
+    assert "nothing changed" in w.statusBar().currentMessage()

@@ -314,6 +314,10 @@ class LayerStack:
             return None
         return int(np.argmax(self._alphas[:, yi, xi]))
 
+    def has_alphas(self, alphas: np.ndarray) -> bool:
+        """True when ``alphas`` are exactly this stack's (e.g. a re-run that changed nothing)."""
+        return alphas is self._alphas or (alphas.shape == self._alphas.shape and bool(np.array_equal(alphas, self._alphas)))
+
     def alpha_at(self, index: int, x: float, y: float) -> float:
         return float(self._alphas[index, int(y), int(x)])
 

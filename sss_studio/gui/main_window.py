@@ -250,6 +250,9 @@ class MainWindow(QMainWindow):
         if self.doc.stack is None:
             self.doc.set_layers(LayerStack(self.doc.image, result.alphas), req.params)
             self.status.showMessage(f"{result.layer_count} layers. Click a region to select its layer.", 8000)
+        elif self.doc.stack.has_alphas(result.alphas):
+            self.doc.params = req.params
+            self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
             self.doc.apply_new_layers(result.alphas, req.params)
             self.status.showMessage(f"New weights applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
