@@ -117,7 +117,7 @@ def smoke_test(app_dir: Path, timeout: int = 900) -> Path:
     from PIL import Image
 
     with Image.open(samples[0]) as im:
-        im.convert("RGB").resize((160, int(160 * im.height / im.width))).save(small)
+        im.convert("RGB").resize((96, int(96 * im.height / im.width))).save(small)
     cmd = [str(exe), "gui", str(small), "--screenshot", str(out)]
     print("smoke test: " + " ".join(cmd))
     t0 = time.time()
