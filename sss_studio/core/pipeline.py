@@ -94,7 +94,7 @@ class SegmenterParams:
 
 # Fast-mode schedule (measured in benchmarks/bench_speed.py, explained in docs/solver.md).
 FAST_EIGEN = spectral.EigenParams(
-    count=100, tol=1e-5, fast_iterations=6, fast_warm_iterations=3, fast_coarse_iterations=15,
+    count=100, tol=1e-5, fast_iterations=10, fast_warm_iterations=3, fast_coarse_iterations=15,
     fast_dtype="float32",
 )
 # Gram statistics on every 4th pixel per axis and 20 IRLS steps with a convergence test.
