@@ -182,6 +182,15 @@ class Canvas(QGraphicsView):
             return
         super().mouseReleaseEvent(event)
 
+    def enterEvent(self, event) -> None:  # noqa: N802
+        # Space-to-pan needs the keyboard: take focus when the cursor comes over the
+        # photo, unless the user is typing somewhere (e.g. renaming a layer).
+        from PySide6.QtWidgets import QApplication, QLineEdit
+
+        if not isinstance(QApplication.focusWidget(), QLineEdit):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
+        super().enterEvent(event)
+
     def leaveEvent(self, event) -> None:  # noqa: N802
         emit(self.hover_left)
         super().leaveEvent(event)

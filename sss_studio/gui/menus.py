@@ -110,7 +110,8 @@ def build_menus(w: "MainWindow") -> Actions:
         zoom_out=_action(w, "Zoom &out", lambda: w.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
         rerun=_action(w, "&Run segmentation", lambda: w.start_segmentation("rerun" if w.doc.has_layers else "open"),
                       "Ctrl+R", "run", "Run the segmentation again with the current sliders"),
-        cancel=_action(w, "&Cancel", w.cancel_run, "Esc", "", "Stop the running segmentation"),
+        # No Esc shortcut: Esc belongs to editors (renaming a layer) and dialogs.
+        cancel=_action(w, "&Cancel", w.cancel_run, None, "", "Stop the running segmentation"),
         recent_menu=QMenu("Open &recent", w),
         opacity_slider=QSlider(Qt.Orientation.Horizontal),
     )
