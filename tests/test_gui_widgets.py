@@ -222,3 +222,19 @@ def test_weight_slider_mapping_and_debounce(qtbot, isolated_settings):
     panel.set_params(base)  # showing params does not ask for a run
     qtbot.wait(50)
     assert len(got) == 1 and panel.params() == base
+
+
+def test_working_size_and_solver_menu(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    assert w.solver_actions[w.doc.params.mode].isChecked()
+    before = w.doc.stack.alphas
+    w.size_actions[30_000].trigger()  # larger than the photo: the same result, nothing to undo
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.doc.params.working_pixels == 30_000 and w.doc.stack.alphas is before
+    w.set_quality(working_pixels=2000)  # smaller than the photo: computed smaller, upsampled
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    assert w.errors == []
+    assert w.doc.params.working_pixels == 2000 and w.doc.stack.alphas is not before
+    assert w.doc.stack.alphas.shape[1:] == before.shape[1:]
+    w.actions_.undo.trigger()
+    assert w.doc.stack.alphas is before and w.doc.params.working_pixels == 30_000

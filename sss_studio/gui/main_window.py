@@ -223,6 +223,19 @@ class MainWindow(QMainWindow):
             return
         self.worker.submit("rerun", self.doc.image, params)
 
+    def set_quality(self, mode: Optional[str] = None, working_pixels: Optional[int] = None) -> None:
+        """Change the solver or the working size; re-runs when a photo is open."""
+        p = self.weights_panel.params()
+        if mode is not None:
+            p = replace(p, mode=mode)
+        if working_pixels is not None:
+            p = replace(p, working_pixels=int(working_pixels))
+        self.weights_panel.set_base(p)
+        if self.doc.image is None:
+            self.doc.params = p
+            return
+        self.worker.submit("rerun" if self.doc.has_layers else "open", self.doc.image, p)
+
     def cancel_run(self) -> None:
         self.worker.cancel()
 
@@ -255,7 +268,7 @@ class MainWindow(QMainWindow):
             self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
             self.doc.apply_new_layers(result.alphas, req.params)
-            self.status.showMessage(f"New weights applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
+            self.status.showMessage(f"New settings applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
         self.weights_panel.set_params(self.doc.params)
 
     def _run_failed(self, outcome: Outcome) -> None:

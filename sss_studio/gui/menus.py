@@ -165,6 +165,8 @@ def build_menus(w: "MainWindow") -> Actions:
     rm = mb.addMenu("&Segment")
     rm.addAction(a.rerun)
     rm.addAction(a.cancel)
+    rm.addSeparator()
+    _quality_menus(w, rm)
 
     tb = QToolBar("Main", w)
     tb.setObjectName("main_toolbar")
@@ -191,6 +193,41 @@ def build_menus(w: "MainWindow") -> Actions:
     tb.addWidget(a.opacity_slider)
     w.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
     return a
+
+
+WORKING_SIZES = (("0.03 MP (quick look)", 30_000), ("0.1 MP", 100_000), ("0.3 MP (default)", 300_000),
+                 ("1 MP (slow)", 1_000_000))
+SOLVERS = (("Fast", "fast"), ("Reference (the paper's, slow)", "reference"))
+
+
+def _quality_menus(w: "MainWindow", menu: QMenu) -> None:
+    """Solver and working size: both re-run the segmentation (one undoable step)."""
+    sizes = menu.addMenu("&Working size")
+    solver = menu.addMenu("S&olver")
+    size_group, solver_group = QActionGroup(w), QActionGroup(w)
+    w.size_actions, w.solver_actions = {}, {}
+    for title, pixels in WORKING_SIZES:
+        act = QAction(title, w, checkable=True)
+        act.triggered.connect(lambda _c=False, p=pixels: w.set_quality(working_pixels=p))
+        size_group.addAction(act)
+        sizes.addAction(act)
+        w.size_actions[pixels] = act
+    for title, mode in SOLVERS:
+        act = QAction(title, w, checkable=True)
+        act.triggered.connect(lambda _c=False, m=mode: w.set_quality(mode=m))
+        solver_group.addAction(act)
+        solver.addAction(act)
+        w.solver_actions[mode] = act
+
+    def sync() -> None:
+        p = w.doc.params
+        for pixels, act in w.size_actions.items():
+            act.setChecked(pixels == p.working_pixels)
+        for mode, act in w.solver_actions.items():
+            act.setChecked(mode == p.mode)
+
+    menu.aboutToShow.connect(sync)
+    sync()
 
 
 def _last_dir() -> str:

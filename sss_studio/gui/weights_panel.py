@@ -122,6 +122,10 @@ class WeightsPanel(QWidget):
         self._update_labels()
         self._timer.stop()
 
+    def set_base(self, params: SegmenterParams) -> None:
+        """Parameters the sliders do not show (solver, working size) for later requests."""
+        self._params = replace(params, weights=self._params.weights, layers=self._params.layers)
+
     def params(self) -> SegmenterParams:
         """The base parameters with the slider values."""
         values = {spec.field: spec.from_slider(self.sliders[spec.field].value()) for spec in SPECS}
