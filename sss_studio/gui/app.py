@@ -58,7 +58,15 @@ def run_app(
     from .engine import FeatureSource
     from .main_window import MainWindow
 
-    params = SegmenterParams() if mode is None else replace(SegmenterParams(), mode=mode)
+    from . import settings as app_settings
+
+    # The solver/working size chosen last time in Segment ›, unless given on the command line.
+    saved_mode, saved_pixels = app_settings.saved_quality()
+    params = SegmenterParams()
+    if mode or saved_mode:
+        params = replace(params, mode=mode or saved_mode)
+    if saved_pixels:
+        params = replace(params, working_pixels=saved_pixels)
     source = FeatureSource(model_path=model, features_path=features)
     window = MainWindow(params, source)
     if screenshot:

@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         if working_pixels is not None:
             p = replace(p, working_pixels=int(working_pixels))
         self.weights_panel.set_base(p)
+        app_settings.save_quality(p.mode, p.working_pixels)
         if self.doc.image is None:
             self.doc.params = p
             return

@@ -4,6 +4,7 @@ tests can redirect them with ``QSettings.setPath``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from PySide6.QtCore import QSettings
 
@@ -38,3 +39,22 @@ def clear_recent() -> None:
     s = settings()
     s.remove("recent")
     s.sync()
+
+
+def save_quality(mode: str, working_pixels: int) -> None:
+    s = settings()
+    s.setValue("mode", mode)
+    s.setValue("working_pixels", int(working_pixels))
+    s.sync()
+
+
+def saved_quality() -> tuple[Optional[str], Optional[int]]:
+    """The solver and working size last chosen in the Segment menu, if any."""
+    s = settings()
+    mode = s.value("mode")
+    pixels = s.value("working_pixels")
+    try:
+        pixels = int(pixels) if pixels is not None else None
+    except (TypeError, ValueError):
+        pixels = None
+    return (str(mode) if mode else None), pixels
