@@ -238,3 +238,17 @@ def test_working_size_and_solver_menu(qtbot, studio, studio_scene):
     assert w.doc.stack.alphas.shape[1:] == before.shape[1:]
     w.actions_.undo.trigger()
     assert w.doc.stack.alphas is before and w.doc.params.working_pixels == 30_000
+
+
+def test_solver_change_uses_the_mode_preset(qtbot, studio, monkeypatch):
+    from sss_studio.core.pipeline import SegmenterParams
+
+    w = studio()  # no photo: the choice is only remembered
+    w.weights_panel.set_value("layers", 4)
+    w.set_quality(mode="fast")
+    fast = SegmenterParams.for_mode("fast")
+    assert w.doc.params.mode == "fast" and w.doc.params.eigen == fast.eigen
+    assert w.doc.params.layers == 4
+    from sss_studio.gui import settings as app_settings
+
+    assert app_settings.saved_quality()[0] == "fast"

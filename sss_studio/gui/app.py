@@ -64,7 +64,7 @@ def run_app(
     saved_mode, saved_pixels = app_settings.saved_quality()
     params = SegmenterParams()
     if mode or saved_mode:
-        params = replace(params, mode=mode or saved_mode)
+        params = SegmenterParams.for_mode(mode or saved_mode)
     if saved_pixels:
         params = replace(params, working_pixels=saved_pixels)
     source = FeatureSource(model_path=model, features_path=features)

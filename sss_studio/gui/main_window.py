@@ -226,8 +226,12 @@ class MainWindow(QMainWindow):
     def set_quality(self, mode: Optional[str] = None, working_pixels: Optional[int] = None) -> None:
         """Change the solver or the working size; re-runs when a photo is open."""
         p = self.weights_panel.params()
-        if mode is not None:
-            p = replace(p, mode=mode)
+        if mode is not None and mode != p.mode:
+            # The mode's own schedule preset (eigen/sparsification settings), keeping
+            # what the user chose: weights, number of layers, working size, seed.
+            p = SegmenterParams.for_mode(
+                mode, weights=p.weights, layers=p.layers, working_pixels=p.working_pixels, seed=p.seed
+            )
         if working_pixels is not None:
             p = replace(p, working_pixels=int(working_pixels))
         self.weights_panel.set_base(p)
