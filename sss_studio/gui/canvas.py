@@ -9,7 +9,6 @@ from typing import Optional
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
-from .signals import emit
 
 MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
@@ -86,13 +85,13 @@ class Canvas(QGraphicsView):
             return
         self.resetTransform()
         self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
-        emit(self.zoom_changed, self.zoom)
+        self.zoom_changed.emit(self.zoom)
 
     def actual_size(self) -> None:
         centre = self.mapToScene(self.viewport().rect().center())
         self.resetTransform()
         self.centerOn(centre)
-        emit(self.zoom_changed, self.zoom)
+        self.zoom_changed.emit(self.zoom)
 
     def zoom_by(self, factor: float, anchor: Optional[QPointF] = None) -> None:
         """Scale by ``factor`` keeping the scene point under ``anchor`` (viewport
@@ -107,7 +106,7 @@ class Canvas(QGraphicsView):
         after = self.mapToScene(anchor.toPoint())
         d = after - before
         self.translate(d.x(), d.y())
-        emit(self.zoom_changed, self.zoom)
+        self.zoom_changed.emit(self.zoom)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -150,7 +149,7 @@ class Canvas(QGraphicsView):
             return
         if event.button() == Qt.MouseButton.LeftButton and self._has_image:
             p = self.mapToScene(event.position().toPoint())
-            emit(self.clicked, p.x(), p.y(), event.modifiers())
+            self.clicked.emit(p.x(), p.y(), event.modifiers())
             event.accept()
             return
         super().mousePressEvent(event)
@@ -166,9 +165,9 @@ class Canvas(QGraphicsView):
         if self._has_image:
             p = self.mapToScene(event.position().toPoint())
             if self.image_rect().contains(p):
-                emit(self.hovered, p.x(), p.y())
+                self.hovered.emit(p.x(), p.y())
             else:
-                emit(self.hover_left)
+                self.hover_left.emit()
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -192,7 +191,7 @@ class Canvas(QGraphicsView):
         super().enterEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
-        emit(self.hover_left)
+        self.hover_left.emit()
         super().leaveEvent(event)
 
     def pan_by(self, dx: int, dy: int) -> None:

@@ -17,7 +17,6 @@ from PySide6.QtGui import QUndoStack
 from ..core.layers import LayerStack, Recolour, StackState
 from ..core.pipeline import SegmenterParams
 from .commands import StackEditCommand
-from .signals import emit
 
 
 class Document(QObject):
@@ -55,9 +54,9 @@ class Document(QObject):
         self.project_path = None
         self._solo_saved = None
         self.undo_stack.clear()
-        emit(self.photo_changed)
-        emit(self.changed)
-        emit(self.selection_changed)
+        self.photo_changed.emit()
+        self.changed.emit()
+        self.selection_changed.emit()
 
     def set_layers(self, stack: LayerStack, params: Optional[SegmenterParams] = None) -> None:
         """The first layers for this photo (not an edit: nothing to undo to)."""
@@ -67,16 +66,16 @@ class Document(QObject):
         self.selection = []
         self._solo_saved = None
         self.undo_stack.clear()
-        emit(self.changed)
-        emit(self.selection_changed)
-        emit(self.params_changed)
+        self.changed.emit()
+        self.selection_changed.emit()
+        self.params_changed.emit()
 
     def set_selection(self, indices: Sequence[int]) -> None:
         n = len(self.stack) if self.stack is not None else 0
         sel = sorted({int(i) for i in indices if 0 <= int(i) < n})
         if sel != self.selection:
             self.selection = sel
-            emit(self.selection_changed)
+            self.selection_changed.emit()
 
     # -- applying undo data (called by commands) --------------------------------------
     def apply_state(self, state: StackState, params: Optional[SegmenterParams], selection: Sequence[int]) -> None:
@@ -89,9 +88,9 @@ class Document(QObject):
         self.selection = sorted({int(i) for i in selection if 0 <= int(i) < n})
         if params is not None and params != self.params:
             self.params = params
-            emit(self.params_changed)
-        emit(self.changed)
-        emit(self.selection_changed)
+            self.params_changed.emit()
+        self.changed.emit()
+        self.selection_changed.emit()
 
     # -- edits ------------------------------------------------------------------------
     def edit(

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from .document import Document
 from .qimage import to_qimage
 from .resources import icon
-from .signals import emit
 
 EYE, THUMB, NAME = 0, 1, 2
 THUMB_SIZE = 48
@@ -46,7 +45,7 @@ class LayerModel(QAbstractTableModel):
             self._rows = n
             self.endResetModel()
         elif n:
-            emit(self.dataChanged, self.index(0, 0), self.index(n - 1, NAME - 0))
+            self.dataChanged.emit(self.index(0, 0), self.index(n - 1, NAME - 0))
         if len(self._thumbs) > 256:
             self._thumbs.clear()
 
@@ -156,7 +155,7 @@ class LayerView(QTreeView):
         index = self.indexAt(event.position().toPoint())
         if index.isValid() and index.column() == EYE and event.button() == Qt.MouseButton.LeftButton:
             alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
-            emit(self.eye_clicked, index.row(), alt)
+            self.eye_clicked.emit(index.row(), alt)
             event.accept()
             return
         super().mousePressEvent(event)

@@ -28,7 +28,6 @@ from .status import StudioStatusBar
 from .tasks import Task
 from .weights_panel import WeightsPanel
 from .worker import Outcome, Request, SegmentationWorker
-from .signals import emit
 
 APP_TITLE = "SSS Studio"
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
@@ -256,7 +255,7 @@ class MainWindow(QMainWindow):
         if not busy:
             self.status.set_running(False)
             self.weights_panel.status.setText("")
-            emit(self.idle)
+            self.idle.emit()
 
     def _run_finished(self, outcome: Outcome) -> None:
         req, result = outcome.request, outcome.result
@@ -465,12 +464,12 @@ class MainWindow(QMainWindow):
         def ok(result) -> None:
             forget()
             self.status.showMessage(f"Exported {result}", 8000)
-            emit(self.export_finished, True, str(result))
+            self.export_finished.emit(True, str(result))
 
         def fail(msg: str) -> None:
             forget()
             self.show_error(error_title, msg)
-            emit(self.export_finished, False, msg)
+            self.export_finished.emit(False, msg)
 
         task.succeeded.connect(ok)
         task.failed.connect(fail)
@@ -506,7 +505,7 @@ class MainWindow(QMainWindow):
 
             traceback.print_exc()
         event.accept()
-        emit(self.closed)
+        self.closed.emit()
 
     def restore_geometry(self) -> None:
         g = app_settings.settings().value("geometry")

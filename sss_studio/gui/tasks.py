@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal
-from .signals import emit
 
 
 class Task(QThread):
@@ -33,7 +32,7 @@ class Task(QThread):
 
     def _report(self) -> None:
         if self._error is not None:
-            emit(self.failed, self._error)
+            self.failed.emit(self._error)
         else:
-            emit(self.succeeded, self._result)
+            self.succeeded.emit(self._result)
         self.deleteLater()

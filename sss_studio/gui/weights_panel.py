@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QSl
 
 from ..core.affinity import AffinityWeights
 from ..core.pipeline import SegmenterParams
-from .signals import emit
 
 DEBOUNCE_MS = 600
 STEPS = 1000
@@ -171,4 +170,4 @@ class WeightsPanel(QWidget):
     def _emit(self) -> None:
         p = self.params()
         if p != self._params:
-            emit(self.requested, p)
+            self.requested.emit(p)

@@ -18,7 +18,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from ..core.cancel import Cancelled
 from ..core.pipeline import SegmentationResult, SegmenterParams
 from .engine import FeatureError, FeatureSource
-from .signals import emit
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class _Job(QThread):
         try:
             seg = w._segmenter
             if seg is None or seg.image is not req.image:
-                emit(self.progressed, req.id, "preparing features", 0.0)
+                self.progressed.emit(req.id, "preparing features", 0.0)
                 prepared = w.source.prepare(req.image, req.params, self.cancelled)
                 w._segmenter, w._note = prepared.segmenter, prepared.note
                 self.outcome.timings.update(prepared.timings)
@@ -69,7 +68,7 @@ class _Job(QThread):
             self.outcome.note = w._note
             result = seg.run(
                 req.params,
-                progress=lambda stage, frac: emit(self.progressed, req.id, stage, float(frac)),
+                progress=lambda stage, frac: self.progressed.emit(req.id, stage, float(frac)),
                 cancel=self.cancelled,
             )
             self.outcome.timings.update(result.timings)
@@ -150,20 +149,20 @@ class SegmentationWorker(QObject):
     def _start_pending(self) -> None:
         req, self._pending = self._pending, None
         if req is None:
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
             return
         job = _Job(req, self)
         job.progressed.connect(self._on_progress)
         job.finished.connect(self._on_job_finished)
         self._current = job
-        emit(self.busy_changed, True)
-        emit(self.started, req)
+        self.busy_changed.emit(True)
+        self.started.emit(req)
         job.start(QThread.Priority.LowPriority)
 
     @Slot(int, str, float)
     def _on_progress(self, rid: int, stage: str, frac: float) -> None:
         if self._current is not None and self._current.request.id == rid and not self._current.cancelled():
-            emit(self.progress, rid, stage, frac)
+            self.progress.emit(rid, stage, frac)
 
     @Slot()
     def _on_job_finished(self) -> None:
@@ -177,9 +176,9 @@ class SegmentationWorker(QObject):
         superseded = self._pending is not None
         if not superseded:
             if outcome.result is not None:
-                emit(self.finished, outcome)
+                self.finished.emit(outcome)
             elif outcome.error is not None:
-                emit(self.failed, outcome)
+                self.failed.emit(outcome)
             else:
-                emit(self.cancelled, outcome)
+                self.cancelled.emit(outcome)
         self._start_pending()
