@@ -151,8 +151,8 @@ def main() -> None:
         "",
         f"{datetime.date.today().isoformat()}, {C.machine()}; BLAS single-threaded; shared machine "
         f"(other jobs running, load average 4–7: wall times are 2–3× the CPU times). Fast mode: median of "
-        f"the runs logged (runs column); reference: one run (astronaut 640×480: assembled from "
-        "stage-by-stage runs of the same code, CPU time not recorded). "
+        f"the runs logged (runs column); reference: one run, cached (its CPU time is shown where the "
+        "harness recorded it). "
         f"Features: {rows[0][8]} (see benchmarks/_common.py). Quality: fast layers against reference layers, "
         "Hungarian-matched; bar IoU ≥ 0.95, |Δα| ≤ 0.02.",
         "",
