@@ -97,8 +97,10 @@ FAST_EIGEN = spectral.EigenParams(
     count=100, tol=1e-5, fast_iterations=10, fast_warm_iterations=3, fast_coarse_iterations=15,
     fast_dtype="float32",
 )
-# Gram statistics on every 4th pixel per axis and 20 IRLS steps with a convergence test.
-FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, iterations=20, drop_every=5, tol=1e-3)
+# Gram statistics on every 4th pixel per axis; the reference's 40 steps and drop schedule
+# (20 steps with drops every 5 kept other segments: IoU 0.55 vs 0.92 at 640×480 with
+# exact eigenvectors), stopping early once max|Δα| < 1e-3 after the last drop.
+FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, tol=1e-3)
 # Exact per-pixel block preconditioner: CG converges in a few steps, so fewer are allowed.
 FAST_RELAXED = RelaxedParams(iterations=4, cg_tol=1e-4, cg_iterations=20, final_cg_iterations=50,
                              preconditioner="pixel_block")
