@@ -35,7 +35,7 @@ def _segment_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--features", help="H×W×D .npy or H×W×3 image of features (instead of the model)")
     p.add_argument("--model", help="ONNX embedding model (default: the bundled models/sss_embed.onnx)")
     p.add_argument("--layers", "-k", type=int, default=5, help="number of soft layers (default 5)")
-    p.add_argument("--mode", choices=["fast", "reference"], default=None, help="solver mode")
+    p.add_argument("--mode", choices=["fast", "reference"], default=None, help="solver mode (default fast)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random step (default 0)")
     p.add_argument("--working-size", type=float, default=None,
                    help="megapixels the layers are computed at; larger photos are upsampled (default 0.3)")
@@ -136,7 +136,7 @@ def load_embedding_model(path: Optional[str], prefer_gpu: bool = True):
 
 def segment_command(args: argparse.Namespace) -> int:
     from .core.cancel import Cancelled
-    from .core.pipeline import Segmenter, SegmenterParams
+    from .core.pipeline import DEFAULT_MODE, Segmenter, SegmenterParams
     from .io.export import ExportError, ensure_folder, write_png_stack, write_psd
     from .io.image import ImageLoadError, load_image
 
@@ -162,10 +162,7 @@ def segment_command(args: argparse.Namespace) -> int:
         )
     model = None if features is not None else load_embedding_model(args.model, prefer_gpu=not args.cpu)
 
-    params = SegmenterParams.for_mode(args.mode) if hasattr(SegmenterParams, "for_mode") and args.mode else SegmenterParams()
-    if args.mode and not hasattr(SegmenterParams, "for_mode"):
-        params = replace(params, mode=args.mode)
-    params = replace(params, layers=args.layers, seed=args.seed)
+    params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
     if args.working_size:
         params = replace(params, working_pixels=int(args.working_size * 1e6))
 

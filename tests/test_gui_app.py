@@ -9,9 +9,10 @@ from PIL import Image
 def quick_defaults(monkeypatch):
     from synthetic import quick_params
 
-    import sss_studio.gui.app as app_module
+    from sss_studio.core.pipeline import SegmenterParams
 
-    monkeypatch.setattr(app_module, "SegmenterParams", lambda: quick_params(layers=3))
+    # The studio starts from the default mode's preset; make it the small-photo preset.
+    monkeypatch.setattr(SegmenterParams, "for_mode", classmethod(lambda cls, mode, **kw: quick_params(layers=3)))
 
 
 def test_screenshot_mode_segments_and_saves(qapp, isolated_settings, quick_defaults, studio_scene, tmp_path):

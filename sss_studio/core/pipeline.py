@@ -29,7 +29,11 @@ from .sparsify import (
 )
 from .superpixels import SuperpixelParams, compute_superpixels
 
-__all__ = ["Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES"]
+# What the command line and the studio run unless told otherwise: the reference takes
+# minutes per photo, the fast mode is 3–14× quicker (benchmarks/RESULTS.md).
+DEFAULT_MODE = "fast"
+
+__all__ = ["DEFAULT_MODE", "Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES"]
 
 # Stage names in order, with a rough share of the run time (for an overall progress figure).
 STAGES: list[tuple[str, float]] = [

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from ..core.pipeline import SegmenterParams
+from ..core.pipeline import DEFAULT_MODE, SegmenterParams
 
 
 def _ensure_platform() -> None:
@@ -62,9 +62,7 @@ def run_app(
 
     # The solver/working size chosen last time in Segment ›, unless given on the command line.
     saved_mode, saved_pixels = app_settings.saved_quality()
-    params = SegmenterParams()
-    if mode or saved_mode:
-        params = SegmenterParams.for_mode(mode or saved_mode)
+    params = SegmenterParams.for_mode(mode or saved_mode or DEFAULT_MODE)
     if saved_pixels:
         params = replace(params, working_pixels=saved_pixels)
     source = FeatureSource(model_path=model, features_path=features)
