@@ -94,26 +94,12 @@ def gui_command(args: argparse.Namespace) -> int:
 
 def load_features_file(path: str):
     """An H×W×D .npy, or an image holding already-reduced H×W×3 features."""
-    import numpy as np
+    from .io.features_file import FeaturesFileError
+    from .io.features_file import load_features_file as load
 
-    from .io.image import ImageLoadError, load_image
-
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"{p}: no such features file")
-    if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise CliError(f"{p}: not a readable .npy array ({e})") from None
-        if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
-            raise CliError(f"{p}: features must be a numeric H×W×D array, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise CliError(f"{p}: features contain NaN or infinite values")
-        return arr.astype(np.float32)
     try:
-        return load_image(p)
-    except ImageLoadError as e:
+        return load(path)
+    except FeaturesFileError as e:
         raise CliError(str(e)) from None
 
 
@@ -136,6 +122,7 @@ def load_embedding_model(path: Optional[str], prefer_gpu: bool = True):
 
 def segment_command(args: argparse.Namespace) -> int:
     from .core.cancel import Cancelled
+    from .core.features import check_feature_size
     from .core.pipeline import DEFAULT_MODE, Segmenter, SegmenterParams
     from .io.export import ExportError, ensure_folder, write_png_stack, write_psd
     from .io.image import ImageLoadError, load_image
@@ -155,11 +142,11 @@ def segment_command(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
 
     features = load_features_file(args.features) if args.features else None
-    if features is not None and features.shape[:2] != image.shape[:2]:
-        raise CliError(
-            f"features are {features.shape[1]}×{features.shape[0]} but the photo is "
-            f"{image.shape[1]}×{image.shape[0]}: sizes must match"
-        )
+    if features is not None:
+        try:
+            check_feature_size(features, image)
+        except ValueError as e:
+            raise CliError(str(e)) from None
     model = None if features is not None else load_embedding_model(args.model, prefer_gpu=not args.cpu)
 
     params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)

@@ -65,16 +65,21 @@ def preprocess_features(
     return minmax_channels(f)
 
 
-def prepare_given_features(image: np.ndarray, features: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:
-    """Features supplied by the user: H×W×3 are taken as already reduced (the reference's
-    sample data), anything with D > 3 gets the full preprocessing."""
-    if features.ndim == 2:
-        features = features[:, :, None]
+def check_feature_size(features: np.ndarray, image: np.ndarray) -> None:
+    """Raise ValueError (one line a person can act on) unless features and photo are the same size."""
     if features.shape[:2] != image.shape[:2]:
         raise ValueError(
             f"features are {features.shape[1]}×{features.shape[0]} but the photo is "
             f"{image.shape[1]}×{image.shape[0]}: sizes must match"
         )
+
+
+def prepare_given_features(image: np.ndarray, features: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:
+    """Features supplied by the user: H×W×3 are taken as already reduced (the reference's
+    sample data), anything with D > 3 gets the full preprocessing."""
+    if features.ndim == 2:
+        features = features[:, :, None]
+    check_feature_size(features, image)
     if features.shape[2] <= 3:
         return minmax_channels(features)
     return preprocess_features(image, features, params)

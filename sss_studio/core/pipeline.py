@@ -15,7 +15,7 @@ import numpy as np
 from . import spectral
 from .affinity import AffinityWeights, build_laplacian, matting_affinity
 from .cancel import CancelFn, Cancelled, ProgressFn, check
-from .features import FeatureParams, prepare_given_features, preprocess_features
+from .features import FeatureParams, check_feature_size, prepare_given_features, preprocess_features
 from .guided_filter import guided_upsample
 from .sparsify import (
     ConstrainedParams,
@@ -155,11 +155,7 @@ class Segmenter:
         if features is not None:
             if features.ndim == 2:
                 features = features[:, :, None]
-            if features.shape[:2] != image.shape[:2]:
-                raise ValueError(
-                    f"features are {features.shape[1]}×{features.shape[0]} but the photo is "
-                    f"{image.shape[1]}×{image.shape[0]}: sizes must match"
-                )
+            check_feature_size(features, image)
         self._image = image
         self._given_features = None if features is None else np.asarray(features, np.float32)
         self._cache.clear()

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..core.cancel import CancelFn, check
 from ..core.pipeline import Segmenter, SegmenterParams
+from ..io.features_file import FeaturesFileError
+from ..io.features_file import load_features_file as _load_features_file
 
 
 class FeatureError(Exception):
@@ -33,25 +35,10 @@ class Prepared:
 
 
 def load_features_file(path: str | Path) -> np.ndarray:
-    from ..io.image import ImageLoadError, load_image
-
-    p = Path(path)
-    if not p.is_file():
-        raise FeatureError(f"{p}: no such features file")
-    if p.suffix.lower() in (".npy", ".npz"):
-        try:
-            arr = np.load(p, allow_pickle=False)
-            if hasattr(arr, "files"):
-                arr = arr[arr.files[0]]
-        except (ValueError, OSError, EOFError, IndexError) as e:
-            raise FeatureError(f"{p}: not a readable array ({e})") from None
-        if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
-            raise FeatureError(f"{p}: features must be a finite numeric H×W×D array")
-        return arr.astype(np.float32)
     try:
-        return load_image(p)
-    except ImageLoadError as e:
-        raise FeatureError(str(e)) from None
+        return _load_features_file(path)
+    except FeaturesFileError as err:
+        raise FeatureError(str(err)) from None
 
 
 class FeatureSource:
