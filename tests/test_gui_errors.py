@@ -5,15 +5,7 @@ and the worker serialises runs (a new request cancels the running one)."""
 import numpy as np
 import pytest
 
-TIMEOUT = 60_000
-
-
-def opened(qtbot, studio, studio_scene, **kw):
-    w = studio(**kw)
-    assert w.open_photo(str(studio_scene[0]))
-    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
-    assert w.doc.has_layers, w.errors
-    return w
+from gui_helpers import TIMEOUT, opened
 
 
 def test_unreadable_photo_and_bad_project_keep_the_document(qtbot, studio, studio_scene, tmp_path):

@@ -10,15 +10,7 @@ from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox
 from sss_studio.gui import settings as app_settings
 from sss_studio.gui.layer_panel import EYE, NAME
 
-TIMEOUT = 60_000
-
-
-def opened(qtbot, studio, studio_scene, **kw):
-    w = studio(**kw)
-    assert w.open_photo(str(studio_scene[0]))
-    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
-    assert w.doc.has_layers, w.errors
-    return w
+from gui_helpers import TIMEOUT, opened
 
 
 def send_mouse(widget, kind, pos, button, buttons, modifiers=Qt.KeyboardModifier.NoModifier):
