@@ -138,6 +138,20 @@ def load_segments(row: dict, photos: pathlib.Path, gw: int, gh: int) -> np.ndarr
     return np.stack(out)
 
 
+def _save_targets(dst: pathlib.Path, sessions, bases, rgb: np.ndarray, seg: np.ndarray | None) -> None:
+    """Run the teachers on one cached-size photo and write its .npz (temp file, then rename)."""
+    gh, gw = rgb.shape[0] // 4, rgb.shape[1] // 4
+    feats, logits = teacher_maps(sessions, rgb, gw, gh)
+    feat = np.concatenate([f @ b for f, b in zip(feats, bases)], axis=2) / np.sqrt(2.0)
+    data = dict(image=rgb, feat=feat.astype(np.float16),
+                logits=np.concatenate(logits, axis=2).astype(np.float16))
+    if seg is not None:
+        data["seg"] = seg
+    tmp = dst.with_suffix(".tmp.npz")
+    np.savez(tmp, **data)
+    os.replace(tmp, dst)
+
+
 def build(params: CacheParams = CacheParams(), photos: pathlib.Path = PHOTOS,
           out: pathlib.Path = CACHE, threads: int = 1) -> pathlib.Path:
     """Fill the cache (resumable: photos already cached are skipped)."""
@@ -178,16 +192,7 @@ def build(params: CacheParams = CacheParams(), photos: pathlib.Path = PHOTOS,
         if dst.exists():
             continue
         rgb, gw, gh = _load_photo(photos / e["path"], params.side)
-        feats, logits = teacher_maps(sessions, rgb, gw, gh)
-        feat = np.concatenate([f @ b for f, b in zip(feats, bases)], axis=2) / np.sqrt(2.0)
-        data = dict(image=rgb, feat=feat.astype(np.float16),
-                    logits=np.concatenate(logits, axis=2).astype(np.float16))
-        seg = load_segments(row, photos, gw, gh)
-        if seg is not None:
-            data["seg"] = seg
-        tmp = dst.with_suffix(".tmp.npz")
-        np.savez(tmp, **data)
-        os.replace(tmp, dst)
+        _save_targets(dst, sessions, bases, rgb, load_segments(row, photos, gw, gh))
         if n % 100 == 0:
             print(f"{n}/{len(entries)} cached, {time.time() - t0:.0f} s", flush=True)
     index_path.write_text(json.dumps(dict(params=asdict(params), entries=entries), indent=1))

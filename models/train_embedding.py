@@ -79,6 +79,32 @@ class CachedPhotos:
         with np.load(self.cache / f"{self.entries[k]['i']:04d}.npz") as z:
             return {key: z[key] for key in z.files}
 
+    def tensors(self, k: int, device: torch.device) -> dict:
+        """One photo as tensors: image H×W×3 uint8, maps (feat + logits) C×h×w float16,
+        seg n×h×w int16 or absent."""
+        d = self.load(k)
+        out = dict(image=torch.from_numpy(d["image"]).to(device),
+                   maps=torch.from_numpy(np.concatenate([d["feat"], d["logits"]], 2)).permute(2, 0, 1)
+                   .contiguous().to(device))
+        if "seg" in d:
+            out["seg"] = torch.from_numpy(d["seg"].astype(np.int16)).to(device)
+        return out
+
+
+class Photos:
+    """Training photos as tensors: all resident on the device (a GPU holds the whole
+    3 GB corpus), or read from the cache one by one (CPU)."""
+
+    def __init__(self, cached: CachedPhotos, device: torch.device, resident: bool):
+        self.cached, self.device = cached, device
+        self.items = [cached.tensors(k, device) for k in range(len(cached))] if resident else None
+
+    def __len__(self):
+        return len(self.cached)
+
+    def __getitem__(self, k: int) -> dict:
+        return self.items[k] if self.items is not None else self.cached.tensors(k, self.device)
+
 
 def _photometric(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Colour jitter on a 3×H×W [0,1] crop: the teachers' targets stay fixed, so the
@@ -86,16 +112,17 @@ def _photometric(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     img = img * rng.uniform(0.75, 1.25) + rng.uniform(-0.1, 0.1)              # contrast, brightness
     grey = img.mean(0, keepdim=True)
     img = grey + (img - grey) * (0.0 if rng.random() < 0.05 else rng.uniform(0.6, 1.4))   # saturation
-    img = img * torch.tensor(rng.uniform(0.9, 1.1, 3), dtype=img.dtype).view(3, 1, 1)      # white balance
+    img = img * torch.tensor(rng.uniform(0.9, 1.1, 3), dtype=img.dtype, device=img.device).view(3, 1, 1)  # white balance
     if rng.random() < 0.3:
-        img = img + torch.randn(img.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**31)))) * 0.02
+        noise = torch.randn(img.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))
+        img = img + noise.to(img.device) * 0.02
     return img.clamp(0, 1)
 
 
 def make_sample(d: dict, p: TrainParams, rng: np.random.Generator):
     g = p.crop // 4
-    img = torch.from_numpy(d["image"]).permute(2, 0, 1).float()[None] / 255
-    maps = torch.from_numpy(np.concatenate([d["feat"], d["logits"]], 2).astype(np.float32)).permute(2, 0, 1)[None]
+    img = d["image"].permute(2, 0, 1).float()[None] / 255
+    maps = d["maps"].float()[None]
     gh, gw = maps.shape[-2:]
     s = rng.uniform(*p.scale_range)
     s = max(s, (g + 1) / min(gh, gw))
@@ -103,8 +130,7 @@ def make_sample(d: dict, p: TrainParams, rng: np.random.Generator):
     img = F.interpolate(img, size=(nh * 4, nw * 4), mode="bilinear", align_corners=False, antialias=s < 1)
     maps = F.interpolate(maps, size=(nh, nw), mode="bilinear", align_corners=False)
     if "seg" in d:
-        seg = d["seg"][rng.integers(len(d["seg"]))].astype(np.int64)
-        seg = torch.from_numpy(seg)[None, None].float()
+        seg = d["seg"][int(rng.integers(len(d["seg"])))][None, None].float()
         seg = F.interpolate(seg, size=(nh, nw), mode="nearest")[0, 0].long()
     else:   # teachers' joint argmax regions
         lg = maps[0, -len(S.CLASS_NAMES):]
@@ -118,9 +144,9 @@ def make_sample(d: dict, p: TrainParams, rng: np.random.Generator):
     return _photometric(img, rng), maps, seg
 
 
-def make_batch(data: CachedPhotos, p: TrainParams, step: int):
+def make_batch(data: Photos, p: TrainParams, step: int):
     rng = np.random.default_rng([p.seed, step])   # batch depends only on (seed, step): resumable
-    items = [make_sample(data.load(int(k)), p, rng) for k in rng.choice(len(data), p.batch, replace=False)]
+    items = [make_sample(data[int(k)], p, rng) for k in rng.choice(len(data), p.batch, replace=False)]
     imgs, maps, segs = (torch.stack(t) for t in zip(*items))
     return imgs, maps, segs, rng
 
@@ -142,7 +168,9 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
     n_feat = maps.shape[1] - len(S.CLASS_NAMES)
     t = F.normalize(maps[:, :n_feat], dim=1)
     t_logits = maps[:, n_feat:]
-    raw, logits = net(imgs)
+    with torch.autocast(imgs.device.type, dtype=torch.bfloat16, enabled=imgs.device.type == "cuda"):
+        raw, logits = net(imgs)
+    raw, logits = raw.float(), logits.float()
     e = F.normalize(raw, dim=1)
     out = {}
     # Feature distillation as unexplained within-crop variance (1 - R²): the
@@ -161,7 +189,7 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
 
     B, D = e.shape[:2]
     n = e.shape[2] * e.shape[3]
-    idx = torch.from_numpy(np.stack([rng.choice(n, p.pixels_per_image, replace=False) for _ in range(B)]))
+    idx = torch.from_numpy(np.stack([rng.choice(n, p.pixels_per_image, replace=False) for _ in range(B)])).to(e.device)
     es = torch.gather(e.flatten(2), 2, idx[:, None].expand(B, D, -1))            # B×D×M
     ts = torch.gather(t.flatten(2), 2, idx[:, None].expand(B, t.shape[1], -1))
     ls = torch.gather(segs.flatten(1), 1, idx)                                   # B×M
@@ -170,7 +198,7 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
 
     # Supervised contrastive over the sampled pixels of each image (0 = unlabelled).
     ss = es.transpose(1, 2) @ es                                                 # B×M×M cosines
-    eye = torch.eye(ls.shape[1], dtype=torch.bool)
+    eye = torch.eye(ls.shape[1], dtype=torch.bool, device=ls.device)
     valid = (ls[:, :, None] > 0) & (ls[:, None, :] > 0) & ~eye
     pos = (ls[:, :, None] == ls[:, None, :]) & valid
     logit = (ss / p.temperature).masked_fill(~valid, -1e9)
@@ -230,10 +258,32 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--export-every", type=int, default=400, help="also export every N steps (0: only at the end)")
     ap.add_argument("--out", type=pathlib.Path, default=ONNX_OUT)
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda where there is one)")
+    ap.add_argument("--batch", type=int, default=TrainParams.batch)
+    ap.add_argument("--lr", type=float, default=TrainParams.lr)
+    ap.add_argument("--width", type=float, default=S.StudentParams.width)
+    ap.add_argument("--decoder-channels", type=int, default=S.StudentParams.decoder_channels)
+    ap.add_argument("--checkpoints", type=pathlib.Path, default=CKPT_DIR)
+    ap.add_argument("--no-export", action="store_true", help="checkpoints only (export elsewhere)")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="fit --steps to this much training time, from the speed of the first 40 steps "
+                         "(the steps chosen are recorded; rerun with --steps N to repeat it)")
+    ap.add_argument("--weights-to", type=pathlib.Path, help="also save net + projector (no optimiser) here")
     args = ap.parse_args()
-    p = TrainParams(steps=args.steps)
-    sp = S.StudentParams()
-    torch.set_num_threads(1)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    p = TrainParams(steps=args.steps, batch=args.batch, lr=args.lr)
+    sp = S.StudentParams(width=args.width, decoder_channels=args.decoder_channels)
+    ckpt_dir = args.checkpoints
+    ckpt_path = ckpt_dir / "last.pt"
+    if ckpt_path.exists():   # a checkpoint fixes the architecture and schedule it was trained with
+        ck = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+        sp = S.StudentParams(**ck.get("student", asdict(sp)))
+        p = TrainParams(**{**ck["params"], "scale_range": tuple(ck["params"]["scale_range"]), "steps": args.steps})
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    else:
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(p.seed)
 
     if not (teacher_cache.TEACHER_DIR / "pascal.onnx").exists():
@@ -242,40 +292,58 @@ def main() -> None:
     if not (teacher_cache.CACHE / "index.json").exists():
         teacher_cache.build()
 
-    data = CachedPhotos(teacher_cache.CACHE, "train")
+    cached = CachedPhotos(teacher_cache.CACHE, "train")
     net = S.StudentNet(sp)
     n_feat = teacher_cache.CacheParams().pca_dims * 2
     projector = torch.nn.Conv2d(sp.embedding_dim, n_feat, 1)
+    net.to(device)
+    projector.to(device)
     params = list(net.parameters()) + list(projector.parameters())
     opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
     step, elapsed = 0, 0.0
-    CKPT_DIR.mkdir(parents=True, exist_ok=True)
-    ckpt_path = CKPT_DIR / "last.pt"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(ck["net"])
         projector.load_state_dict(ck["projector"])
-        opt.load_state_dict(ck["opt"])
+        if "opt" in ck:   # weights-only copies (from a GPU run) restart the optimiser
+            opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         print(f"resumed at step {step}", flush=True)
 
     def info():
-        return dict(steps=step, train_photos=len(data), seconds=round(elapsed),
+        return dict(steps=step, train_photos=len(cached), seconds=round(elapsed), device=device_name,
                     params=asdict(p), student=asdict(sp))
 
+    device_name = ck.get("device", "cpu") if ckpt_path.exists() else (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+
+    def export():
+        export_onnx(net.to("cpu"), sp, args.out, info())
+        net.to(device)
+
     if args.export_only:
-        export_onnx(net, sp, args.out, info())
+        export()
         return
 
     def save():
         torch.save(dict(net=net.state_dict(), projector=projector.state_dict(), opt=opt.state_dict(),
-                        step=step, elapsed=elapsed, params=asdict(p)), CKPT_DIR / "tmp.pt")
-        (CKPT_DIR / "tmp.pt").replace(ckpt_path)
+                        step=step, elapsed=elapsed, params=asdict(p), student=asdict(sp),
+                        device=device_name), ckpt_dir / "tmp.pt")
+        (ckpt_dir / "tmp.pt").replace(ckpt_path)
 
-    print(f"training on {len(data)} photos, {S.count_parameters(net)} parameters", flush=True)
+    t_load = time.time()
+    data = Photos(cached, device, resident=device.type == "cuda")
+    print(f"training on {len(data)} photos ({time.time() - t_load:.0f} s to load), "
+          f"{S.count_parameters(net)} parameters, {device_name}", flush=True)
     net.train()
     running: dict = {}
+    t_start, step0 = time.time(), step
     while step < p.steps:
+        if args.minutes and step == step0 + 40:
+            per_step = (time.time() - t_start) / 40
+            fitted = step + int((args.minutes * 60 - (time.time() - t_start)) / per_step)
+            p = TrainParams(**{**asdict(p), "steps": max(step + 1, min(p.steps, fitted))})
+            print(f"{per_step:.3f} s/step: training to step {p.steps}", flush=True)
         t0 = time.time()
         lr = p.lr * min(1.0, (step + 1) / p.warmup) * 0.5 * (1 + math.cos(math.pi * step / p.steps))
         for g in opt.param_groups:
@@ -296,11 +364,15 @@ def main() -> None:
             running = {}
         if step % p.checkpoint_every == 0 or step == p.steps:
             save()
-        if args.export_every and step % args.export_every == 0 and step < p.steps:
-            export_onnx(net, sp, args.out, info())
+        if args.export_every and not args.no_export and step % args.export_every == 0 and step < p.steps:
+            export()
             net.train()
     save()
-    export_onnx(net, sp, args.out, info())
+    if args.weights_to:
+        torch.save(dict(net=net.state_dict(), projector=projector.state_dict(), step=step, elapsed=elapsed,
+                        params=asdict(p), student=asdict(sp), device=device_name), args.weights_to)
+    if not args.no_export:
+        export()
 
 
 if __name__ == "__main__":
