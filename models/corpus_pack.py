@@ -45,8 +45,11 @@ def pack(dst: pathlib.Path, cache: pathlib.Path = tc.CACHE, teachers: pathlib.Pa
     np.savez_compressed(dst / "corpus.npz", **arrays)
     (dst / "index.json").write_text(json.dumps(index))
     shutil.copy(cache / "pca.npz", dst / "pca.npz")
+    import onnx
     for name in ("ade20k", "pascal"):
-        (dst / f"{name}.onnx.xz").write_bytes(lzma.compress((teachers / f"{name}.onnx").read_bytes(), preset=6))
+        model = onnx.load(str(teachers / f"{name}.onnx"))
+        model.ir_version = min(model.ir_version, 9)   # opset 17 needs IR 8; older onnxruntimes stop at 9-13
+        (dst / f"{name}.onnx.xz").write_bytes(lzma.compress(model.SerializeToString(), preset=6))
     total = sum(f.stat().st_size for f in dst.iterdir())
     print(f"packed {len(index['entries'])} photos into {dst} ({total / 2**20:.1f} MiB)")
 
@@ -75,6 +78,7 @@ def unpack(src: pathlib.Path, cache: pathlib.Path = tc.CACHE, teachers: pathlib.
         (teachers / f"{name}.onnx").write_bytes(lzma.decompress((src / f"{name}.onnx.xz").read_bytes()))
     cache.mkdir(parents=True, exist_ok=True)
     shutil.copy(src / "pca.npz", cache / "pca.npz")
+    _init_worker(1, str(cache / "pca.npz"), str(teachers))   # fail here, not in a pool that respawns forever
     index = json.loads((src / "index.json").read_text())
     t0 = time.time()
     with np.load(src / "corpus.npz") as z:
