@@ -24,7 +24,7 @@ from .sparsify import (
     constrained_sparsify,
     group_segments,
     initial_segments,
-    normalise_layers,
+    normalise_planes_inplace,
     relaxed_sparsify,
 )
 from .superpixels import SuperpixelParams, compute_superpixels
@@ -87,6 +87,7 @@ class SegmenterParams:
         elif mode == "fast":
             base = cls(
                 mode="fast",
+                working_pixels=FAST_WORKING_PIXELS,
                 eigen=FAST_EIGEN,
                 constrained=FAST_CONSTRAINED,
                 relaxed=FAST_RELAXED,
@@ -97,8 +98,14 @@ class SegmenterParams:
 
 
 # Fast-mode schedule (measured in benchmarks/bench_speed.py, explained in docs/solver.md).
+# Working size ≈ 0.08 MP (320×240 for a 640×480 photo), layers brought back by guided
+# upsampling: PERFORMANCE.md §4 found the half-resolution pipeline within the
+# reference's own run-to-run spread from 640 px up; every stage is ~4× cheaper.
+FAST_WORKING_PIXELS = 80_000
+# 3 pixel-level LOBPCG steps after the level-1 solve: 10 steps cost 2.5× more and did
+# not match the reference better (matched IoU 0.89–0.99 either way at 320×240).
 FAST_EIGEN = spectral.EigenParams(
-    count=100, tol=1e-5, fast_iterations=10, fast_warm_iterations=3, fast_coarse_iterations=15,
+    count=100, tol=1e-5, fast_iterations=3, fast_warm_iterations=3, fast_coarse_iterations=15,
     fast_dtype="float32",
 )
 # Gram statistics on every 4th pixel per axis; the reference's 40 steps and drop schedule
@@ -264,7 +271,7 @@ class Segmenter:
             lambda: relaxed_sparsify(grouped, lap, image, p.relaxed, cancel, stage_progress("refining layers")),
         )
         up_key = (rel_key, p.clip_layers, (H, W))
-        alphas = stage("upsampling", up_key, lambda: _finish(relaxed, full, (h, w), p.clip_layers))
+        alphas = stage("upsampling", up_key, lambda: _finish(relaxed, full, image, p.clip_layers))
         if progress is not None:
             progress("done", 1.0)
         return SegmentationResult(
@@ -286,14 +293,19 @@ def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
-def _finish(layers: np.ndarray, full: np.ndarray, work: tuple[int, int], clip: bool) -> np.ndarray:
-    """N×K working-size layers → K×H×W float32 at full size, summing to one."""
-    h, w = work
+def _finish(layers: np.ndarray, full: np.ndarray, image: np.ndarray, clip: bool) -> np.ndarray:
+    """N×K working-size layers → K×H×W float32 at full size, summing to one.
+
+    ``image`` is the working-size photo the layers were computed on."""
+    h, w = image.shape[:2]
     H, W = full.shape[:2]
     x = layers.reshape(h, w, -1)
     if (h, w) != (H, W):
-        # Edge-aware: coefficients fitted at the working size, applied to the full photo.
+        # Edge-aware: coefficients fitted at the working size, applied to the full photo
+        # in bands of rows (no full-size coefficient maps).
         radius = max(2, int(round(4 * (h * w / 300_000) ** 0.5)))
-        x = guided_upsample(full, np.clip(x, -0.5, 1.5).astype(np.float32), size=2 * radius + 1, eps=1e-4)
-    x = normalise_layers(x, clip=clip) if clip else normalise_layers(x, clip=False)
-    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+        out = guided_upsample(full, np.clip(x, -0.5, 1.5).astype(np.float32), size=2 * radius + 1, eps=1e-4,
+                              guide_small=image, channels_first=True)
+    else:
+        out = np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+    return normalise_planes_inplace(out, clip=clip)
