@@ -227,10 +227,12 @@ class MainWindow(QMainWindow):
         p = self.weights_panel.params()
         if mode is not None and mode != p.mode:
             # The mode's own schedule preset (eigen/sparsification settings), keeping
-            # what the user chose: weights, number of layers, working size, seed.
-            p = SegmenterParams.for_mode(
-                mode, weights=p.weights, layers=p.layers, working_pixels=p.working_pixels, seed=p.seed
-            )
+            # what the user chose: weights, number of layers, seed, and the working size
+            # unless it was the old mode's default (then the new mode's default).
+            pixels = p.working_pixels
+            if pixels == SegmenterParams.for_mode(p.mode).working_pixels:
+                pixels = SegmenterParams.for_mode(mode).working_pixels
+            p = SegmenterParams.for_mode(mode, weights=p.weights, layers=p.layers, working_pixels=pixels, seed=p.seed)
         if working_pixels is not None:
             p = replace(p, working_pixels=int(working_pixels))
         self.weights_panel.set_base(p)
