@@ -30,7 +30,7 @@ from .sparsify import (
 from .superpixels import SuperpixelParams, compute_superpixels
 
 # What the command line and the studio run unless told otherwise: the reference takes
-# minutes per photo, the fast mode is 3–14× quicker (benchmarks/RESULTS.md).
+# minutes per photo, the fast mode ~11 s at 640×480 (benchmarks/RESULTS.md).
 DEFAULT_MODE = "fast"
 
 __all__ = ["DEFAULT_MODE", "Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES"]
