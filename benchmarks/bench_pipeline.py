@@ -79,7 +79,9 @@ def main() -> None:
         "",
         f"{datetime.date.today().isoformat()}, {C.machine()}; BLAS single-threaded; shared machine "
         f"(other jobs running). Photo `resources/samples/{a.photo}.png` resized; features: {rows[0][2]['kind']} "
-        "(given to the Segmenter, so the embedding model is not in these times). Median of the runs shown.",
+        "(given to the Segmenter, so the embedding model is not in these times). Each mode's schedule with the "
+        "photo processed at its own size (the working size raised to fit it: this is the cost of the stages "
+        "at that size, not the fast mode as the app runs it, for which see bench_speed). Median of the runs shown.",
         "",
         "| mode | size | runs | total s (CPU s) | peak MB | " + " | ".join(STAGES) + " |",
         "|---|---|---|---|---|" + "---|" * len(STAGES),
