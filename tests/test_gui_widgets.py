@@ -244,3 +244,20 @@ def test_solver_change_uses_the_mode_preset(qtbot, studio, monkeypatch):
     from sss_studio.gui import settings as app_settings
 
     assert app_settings.saved_quality()[0] == "fast"
+
+
+def test_solver_change_takes_the_new_modes_working_size_unless_the_user_chose_one(qtbot, studio):
+    from sss_studio.core.pipeline import SegmenterParams
+
+    fast_px = SegmenterParams.for_mode("fast").working_pixels
+    ref_px = SegmenterParams.for_mode("reference").working_pixels
+    assert fast_px < ref_px  # the fast mode works smaller and upsamples
+    w = studio()
+    w.set_quality(mode="reference", working_pixels=ref_px)
+    w.set_quality(mode="fast")
+    assert w.doc.params.working_pixels == fast_px
+    w.set_quality(mode="reference")
+    assert w.doc.params.working_pixels == ref_px
+    w.set_quality(working_pixels=1_000_000)  # the user's own choice survives a mode switch
+    w.set_quality(mode="fast")
+    assert w.doc.params.mode == "fast" and w.doc.params.working_pixels == 1_000_000
