@@ -172,7 +172,7 @@ def segment_command(args: argparse.Namespace) -> int:
     except MemoryError:
         raise CliError("out of memory: try a smaller --working-size") from None
 
-    names = [f"Layer {k + 1}" for k in range(result.layer_count)]
+    names = result.layer_names or [f"Layer {k + 1}" for k in range(result.layer_count)]
     try:
         if args.out:
             write_png_stack(args.out, image, result.alphas, names, params=params.to_dict())

@@ -212,6 +212,11 @@ class EmbeddingModel:
         except ValueError:
             raise ModelError(f"{name}: metadata 'class_names' is not a JSON list") from None
 
+    @property
+    def has_classes(self) -> bool:
+        """Whether the model has a class head with named classes (layer names)."""
+        return self._has_classes and len(self.class_names) > 0
+
     # -- running -------------------------------------------------------------------
     def _working_size(self, h: int, w: int) -> tuple[int, int]:
         s = 1.0

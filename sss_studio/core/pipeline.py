@@ -17,6 +17,7 @@ from .affinity import AffinityWeights, build_laplacian, matting_affinity
 from .cancel import CancelFn, Cancelled, ProgressFn, check
 from .features import FeatureParams, check_feature_size, prepare_given_features, preprocess_features
 from .guided_filter import guided_upsample
+from .layer_names import name_layers
 from .sparsify import (
     ConstrainedParams,
     GroupingParams,
@@ -47,6 +48,8 @@ STAGES: list[tuple[str, float]] = [
     ("soft segments", 0.35),
     ("grouping", 0.01),
     ("refining layers", 0.17),
+    ("classes", 0.0),
+    ("naming", 0.01),
     ("upsampling", 0.02),
 ]
 _TOTAL = sum(share for _, share in STAGES)
@@ -128,6 +131,7 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     working_size: tuple[int, int] = (0, 0)   # (h, w) the layers were computed at
     provider: Optional[str] = None     # onnxruntime provider that ran the model, if any
+    layer_names: Optional[list[str]] = None   # from the model's class head ("sky", "person"), if it has one
 
     @property
     def layer_count(self) -> int:
@@ -190,12 +194,16 @@ class Segmenter:
         timings: dict[str, float] = {}
         provider = None
 
+        reported = [0.0]
+
         def stage_progress(name: str) -> Callable[[str, float], None]:
             start, share = _START.get(name, (_START["affinities"][0], 0.0) if name == "matting" else (0.0, 0.0))
 
             def cb(_stage: str, frac: float) -> None:
                 if progress is not None:
-                    progress(name, min(1.0, start + share * frac))
+                    # Never backwards (one stage's end and the next one's start can differ by an ulp).
+                    reported[0] = max(reported[0], min(1.0, start + share * frac))
+                    progress(name, reported[0])
 
             return cb
 
@@ -273,13 +281,30 @@ class Segmenter:
             rel_key,
             lambda: relaxed_sparsify(grouped, lap, image, p.relaxed, cancel, stage_progress("refining layers")),
         )
+        names = None
+        model = self.embedding_model if self._given_features is None else None
+        if model is not None and getattr(model, "has_classes", False):
+            probs = stage("classes", emb_key, lambda: _class_probs(model, full, h, w, cancel))
+            names = stage("naming", (rel_key, emb_key), lambda: name_layers(
+                np.clip(relaxed, 0.0, 1.0).T.reshape(-1, h, w), probs, model.class_names))
         up_key = (rel_key, p.clip_layers, (H, W))
         alphas = stage("upsampling", up_key, lambda: _finish(relaxed, full, image, p.clip_layers))
         if progress is not None:
             progress("done", 1.0)
         return SegmentationResult(
-            alphas=alphas, image=full, params=p, timings=timings, working_size=(h, w), provider=provider
+            alphas=alphas, image=full, params=p, timings=timings, working_size=(h, w), provider=provider,
+            layer_names=names,
         )
+
+
+def _class_probs(model: Any, full: np.ndarray, h: int, w: int, cancel: CancelFn) -> np.ndarray:
+    """h×w×C class probabilities. The model looks at the photo at up to 512 px, not at
+    the working size: names need the detail (a 0.08 MP working photo loses the person
+    in a portrait), and the embedding stays at the working size it was measured at."""
+    H, W = full.shape[:2]
+    s = min(1.0, 512 / max(H, W))
+    look = _resize(full, max(1, round(H * s)), max(1, round(W * s)))
+    return _resize(model.classify(look, cancel=cancel), h, w)
 
 
 def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:

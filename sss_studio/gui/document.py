@@ -168,10 +168,11 @@ class Document(QObject):
 
         return self.edit("Recolour", mutate, merge_key=("recolour", tuple(idx), self._recolour_session))
 
-    def apply_new_layers(self, alphas: np.ndarray, params: SegmenterParams) -> bool:
+    def apply_new_layers(self, alphas: np.ndarray, params: SegmenterParams,
+                         names: Optional[Sequence[str]] = None) -> bool:
         """A re-run's layers replace the current ones as one undoable step."""
         if self.stack is None:
             return False
-        fresh = self.stack.with_new_alphas(alphas)
+        fresh = self.stack.with_new_alphas(alphas, names)
         text = f"Apply weights ({alphas.shape[0]} layers)"
         return self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from ..core.affinity import AffinityWeights
-from ..core.layers import LayerStack, StackState, render_view
+from ..core.layers import Layer, LayerStack, StackState, default_colour, render_view
 from ..core.pipeline import SegmenterParams
 from ..io.image import ImageLoadError, load_image
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
@@ -267,13 +267,13 @@ class MainWindow(QMainWindow):
         self.status.set_provider(outcome.note)
         self.status.set_timings(outcome.timings)
         if self.doc.stack is None:
-            self.doc.set_layers(LayerStack(self.doc.image, result.alphas), req.params)
+            self.doc.set_layers(LayerStack(self.doc.image, result.alphas, _named_layers(result.layer_names)), req.params)
             self.status.showMessage(f"{result.layer_count} layers. Click a region to select its layer.", 8000)
         elif self.doc.stack.has_alphas(result.alphas):
             self.doc.params = req.params
             self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
-            self.doc.apply_new_layers(result.alphas, req.params)
+            self.doc.apply_new_layers(result.alphas, req.params, result.layer_names)
             self.status.showMessage(f"New settings applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
         self.weights_panel.set_params(self.doc.params)
 
@@ -518,3 +518,8 @@ class MainWindow(QMainWindow):
             if screen is not None:
                 r = screen.availableGeometry()
                 self.resize(min(1280, r.width()), min(820, r.height()))
+
+
+def _named_layers(names: Optional[list[str]]) -> Optional[list[Layer]]:
+    """Layer records named by the model's class head (None: numbered names)."""
+    return [Layer(n, default_colour(k)) for k, n in enumerate(names)] if names else None
