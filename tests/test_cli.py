@@ -139,3 +139,13 @@ def test_a_missing_model_file(photo, tmp_path):
     d, _ = photo
     proc = run_cli("segment", d / "photo.png", "--model", tmp_path / "nope.onnx", "--out", tmp_path / "o")
     assert_one_line_error(proc, "not found")
+
+
+@pytest.mark.parametrize("command", ["segment", "gui"])
+def test_a_working_size_that_is_not_positive_is_refused(photo, tmp_path, command):
+    d, _ = photo
+    extra = ["--out", tmp_path / "o", "--features", d / "feats.npy"] if command == "segment" else []
+    proc = run_cli(command, d / "photo.png", "--working-size", "0", *extra,
+                   env_extra={"QT_QPA_PLATFORM": "offscreen"})
+    assert_one_line_error(proc, "--working-size must be a positive number")
+    assert not (tmp_path / "o").exists()

@@ -43,6 +43,7 @@ def run_app(
     mode: Optional[str] = None,
     model: Optional[str] = None,
     features: Optional[str] = None,
+    working_pixels: Optional[int] = None,
 ) -> int:
     """Open the studio (optionally on a photo or project). With ``screenshot``, wait for
     the segmentation, save a grab of the window there and exit. Returns the exit code."""
@@ -63,8 +64,8 @@ def run_app(
     # The solver/working size chosen last time in Segment ›, unless given on the command line.
     saved_mode, saved_pixels = app_settings.saved_quality()
     params = SegmenterParams.for_mode(mode or saved_mode or DEFAULT_MODE)
-    if saved_pixels:
-        params = replace(params, working_pixels=saved_pixels)
+    if working_pixels or saved_pixels:
+        params = replace(params, working_pixels=int(working_pixels or saved_pixels))
     source = FeatureSource(model_path=model, features_path=features)
     window = MainWindow(params, source)
     if screenshot:
