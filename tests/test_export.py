@@ -46,6 +46,14 @@ def test_psd_carries_recoloured_layers(tmp_path, scene):
     assert np.allclose(px[:, :, :3][inside], [1.0, 1.0, 0.0], atol=1 / 255)
 
 
+def test_psd_keeps_hidden_layers_hidden(tmp_path, scene):
+    image, alphas = scene
+    write_psd(tmp_path / "h.psd", image, alphas, ["a", "b", "c"], hidden=[False, True, False])
+    layers = list(PSDImage.open(tmp_path / "h.psd"))
+    assert [l.name for l in layers] == ["Photo", "a", "b", "c"]
+    assert [l.visible for l in layers] == [True, True, False, True]
+
+
 def test_png_stack(tmp_path, scene):
     image, alphas = scene
     written = write_png_stack(tmp_path / "out", image, alphas, ["a", "b", "c"], params={"seed": 3})

@@ -101,14 +101,20 @@ def test_end_to_end(qtbot, studio, studio_scene, tmp_path):
     w.actions_.redo.trigger()
     assert len(stack) == 2 and not stack.layer(k).recolour.is_identity
 
-    # Export a PSD (in the background) and read it back with psd-tools.
+    # Export a PSD (in the background) and read it back with psd-tools; a layer hidden
+    # in the studio is hidden in the PSD.
+    other = 1 - k
+    w.doc.set_visible(other, False)
     out = tmp_path / "out" / "layers.psd"
     with qtbot.waitSignal(w.export_finished, timeout=TIMEOUT) as blocker:
         w.export_psd(str(out))
     assert blocker.args[0] is True, blocker.args
+    w.doc.set_visible(other, True)   # shown again for what follows
+    assert stack.layer(other).visible
     psd = PSDImage.open(out)
     layers = list(psd)
     assert [l.name for l in layers][0] == "Photo" and len(layers) == 3
+    assert [l.visible for l in layers] == [True, False, True]
     top = layers[-1]  # the recoloured layer is stacked on top
     assert top.name == stack.layer(k).name
     rgba = np.asarray(top.topil().convert("RGBA"), np.float32) / 255.0

@@ -434,7 +434,9 @@ class MainWindow(QMainWindow):
         def work():
             snap = LayerStack(image, state.alphas, state.layers)  # its own recolour cache
             layer_images = snap.layer_images()[order]
-            return write_psd(path, image, state.alphas[order], names=names, layer_images=layer_images)
+            hidden = [not state.layers[k].visible for k in order]
+            return write_psd(path, image, state.alphas[order], names=names, layer_images=layer_images,
+                             hidden=hidden)
 
         self._run_task(work, (ExportError, OSError), f"Exporting {Path(path).name}…", "Export PSD failed")
 

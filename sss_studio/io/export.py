@@ -155,8 +155,10 @@ def write_psd(
     alphas: np.ndarray,
     names: Optional[Sequence[str]] = None,
     layer_images: Optional[np.ndarray] = None,
+    hidden: Optional[Sequence[bool]] = None,
 ) -> Path:
     """A layered PSD in an RGBA document (so layer alpha stays transparency, not a mask).
+    ``hidden[k]``: soft layer k is written with its eye off (as hidden in the studio).
 
     Stack, bottom to top: an opaque "Photo" layer, then one layer per soft layer with
     the photo's (or its recoloured) pixels and alpha = the soft layer. Shown alone, a
@@ -180,7 +182,10 @@ def write_psd(
         for k, a in enumerate(alphas):
             rgb = photo8 if layer_images is None else _to_u8(layer_images[k])
             rgba = np.dstack([rgb, _to_u8(a)])
-            psd.append(PixelLayer.frompil(Image.fromarray(rgba, "RGBA"), psd, names[k]))
+            layer = PixelLayer.frompil(Image.fromarray(rgba, "RGBA"), psd, names[k])
+            if hidden is not None and hidden[k]:
+                layer.visible = False
+            psd.append(layer)
         with open(tmp, "wb") as f:
             psd.save(f)
 
