@@ -20,8 +20,6 @@ _READABLE = {
     "diningtable": "dining table",
     "pottedplant": "potted plant",
     "tvmonitor": "tv monitor",
-    "motorbike": "motorbike",
-    "aeroplane": "aeroplane",
     "windowpane": "window",
 }
 
