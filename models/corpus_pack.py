@@ -1,8 +1,8 @@
 """Move the training corpus to a GPU machine that cannot see ../shared.
 
 The teacher cache is 3.6 GB; what it is made from is small: the cached-size
-photos (JPEG, quality 90), the human segment maps, the projection bases and the
-two teacher ONNX files (xz). ``pack`` writes those into one folder (~52 MiB, training split only);
+photos (JPEG, quality 85), the human segment maps, the projection bases and the
+two teacher ONNX files (xz). ``pack`` writes those into one folder (~45 MiB, training split only);
 ``unpack`` on the other machine rebuilds the same cache by running the
 teachers again, in parallel processes. The photos are research-use data: the
 pack lives in a git-ignored folder and is never committed.
@@ -26,7 +26,7 @@ import numpy as np
 
 import teacher_cache as tc
 
-JPEG_QUALITY = 90
+JPEG_QUALITY = 85
 
 
 def pack(dst: pathlib.Path, cache: pathlib.Path = tc.CACHE, teachers: pathlib.Path = tc.TEACHER_DIR) -> None:

@@ -321,14 +321,16 @@ def main() -> None:
     projector.to(device)
     params = list(net.parameters()) + list(projector.parameters())
     opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
-    step, elapsed = 0, 0.0
+    step, elapsed, warm_from = 0, 0.0, 0
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if ckpt_path.exists():
         net.load_state_dict(ck["net"])
         projector.load_state_dict(ck["projector"])
-        if "opt" in ck:   # weights-only copies (from a GPU run) restart the optimiser
-            opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:   # a weights-only copy restarts the optimiser: warm it up again, or Adam's first steps jolt the net
+            warm_from = step
         print(f"resumed at step {step}", flush=True)
 
     def info():
@@ -366,7 +368,7 @@ def main() -> None:
             p = TrainParams(**{**asdict(p), "steps": max(step + 1, min(p.steps, fitted))})
             print(f"{per_step:.3f} s/step: training to step {p.steps}", flush=True)
         t0 = time.time()
-        lr = p.lr * min(1.0, (step + 1) / p.warmup) * 0.5 * (1 + math.cos(math.pi * step / p.steps))
+        lr = p.lr * min(1.0, (step + 1 - warm_from) / p.warmup) * 0.5 * (1 + math.cos(math.pi * step / p.steps))
         for g in opt.param_groups:
             g["lr"] = lr
         imgs, maps, segs, rng = make_batch(data, p, step)
