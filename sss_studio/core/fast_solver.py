@@ -87,14 +87,16 @@ class BlockVCycle:
             if self.coarse_inv is not None:
                 return self.coarse_inv @ b
             return sla.cho_solve(self.coarse_chol, b).astype(self.dtype, copy=False)
+        from .sparse_ops import spmm   # numba: all columns per row, on every core
+
         A, Dinv = self.A[lvl], self.inv_diag[lvl]
         x = Dinv * b
         for _ in range(self.params.sweeps - 1):
-            x += Dinv * (b - A @ x)
-        r = b - A @ x
-        x += self.P[lvl] @ self._cycle(lvl + 1, self.R[lvl] @ r)
+            x += Dinv * (b - spmm(A, x))
+        r = b - spmm(A, x)
+        x += spmm(self.P[lvl], self._cycle(lvl + 1, spmm(self.R[lvl], r)))
         for _ in range(self.params.sweeps):
-            x += Dinv * (b - A @ x)
+            x += Dinv * (b - spmm(A, x))
         return x
 
 
