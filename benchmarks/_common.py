@@ -19,7 +19,8 @@ from typing import Callable
 
 # Single-threaded BLAS before numpy loads: two OpenBLAS copies (numpy's and scipy's)
 # both threaded on a shared 2-core machine slow the solves 3–50× (PERFORMANCE.md).
-for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+for _v in THREAD_VARS:
     os.environ.setdefault(_v, "1")
 
 import cv2  # noqa: E402
