@@ -30,6 +30,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .cancel import CancelFn, ProgressFn, check, report
+from .sparse_ops import blas_threads, spmm
 from .spectral import EigenBasis, EigenParams, register_solver
 
 
@@ -87,8 +88,6 @@ class BlockVCycle:
             if self.coarse_inv is not None:
                 return self.coarse_inv @ b
             return sla.cho_solve(self.coarse_chol, b).astype(self.dtype, copy=False)
-        from .sparse_ops import spmm   # numba: all columns per row, on every core
-
         A, Dinv = self.A[lvl], self.inv_diag[lvl]
         x = Dinv * b
         for _ in range(self.params.sweeps - 1):
@@ -215,15 +214,11 @@ def fast_eigensolver(
     ``guide`` is the photo the Laplacian was built from (H×W×3); without it the AMG
     candidates are constants only and convergence is much slower.
     """
-    from .sparse_ops import blas_threads
-
     with blas_threads(params.fast_threads):
         return _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide)
 
 
 def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) -> EigenBasis:
-    from .sparse_ops import spmm
-
     L = sp.csr_matrix(laplacian, dtype=np.float64)
     n = L.shape[0]
     k = min(params.count, n - 2)
