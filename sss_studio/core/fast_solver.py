@@ -214,8 +214,16 @@ def fast_eigensolver(
     ``guide`` is the photo the Laplacian was built from (H×W×3); without it the AMG
     candidates are constants only and convergence is much slower.
     """
-    with blas_threads(params.fast_threads):
-        return _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide)
+    return _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide)
+
+
+def _threads(params: EigenParams, level: int):
+    """BLAS threads for work on one level. The coarse levels' blocks are small (≈13k rows
+    at 0.08 MP), where a second thread cost more than it gave (level 1: 2.2–2.5 s on one
+    thread, 3.3 s on two); the pixel level's GEMMs gain from every core (2.9–3.3 s →
+    2.5–2.7 s on two). Keeping scipy's OpenBLAS (dense eigh, Cholesky at set-up) on one
+    thread also avoids two threaded OpenBLAS copies fighting over the cores."""
+    return blas_threads(params.fast_threads if level == 0 else params.fast_coarse_threads)
 
 
 def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) -> EigenBasis:
@@ -230,12 +238,13 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
     scale = float(np.abs(L.diagonal()).mean()) or 1.0
     sigma = params.fast_shift * scale
     dtype = np.dtype(params.fast_dtype)
-    amg = BlockVCycle(
-        (L + sigma * sp.identity(n, format="csr")).tocsr(), dtype=dtype,
-        params=AMGParams(max_coarse=params.fast_max_coarse, sweeps=params.fast_sweeps,
-                  smooth_prolongator=params.fast_smooth, strength_theta=params.fast_theta),
-        candidates=near_nullspace(guide, n),
-    )
+    with _threads(params, 1):
+        amg = BlockVCycle(
+            (L + sigma * sp.identity(n, format="csr")).tocsr(), dtype=dtype,
+            params=AMGParams(max_coarse=params.fast_max_coarse, sweeps=params.fast_sweeps,
+                      smooth_prolongator=params.fast_smooth, strength_theta=params.fast_theta),
+            candidates=near_nullspace(guide, n),
+        )
     timings["amg setup"] = time.perf_counter() - t0
     check(cancel)
     report(progress, "eigenvectors", 0.1)
@@ -256,15 +265,16 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
         t0 = time.perf_counter()
         Lc = sp.csr_matrix(amg.A[start_level] - sigma * sp.identity(amg.sizes[start_level]), dtype=np.float64)
         Lc = (Lc + Lc.T) * 0.5
-        if Lc.shape[0] <= params.fast_dense_coarse:
-            _, X = sla.eigh(Lc.toarray(), subset_by_index=[0, kx - 1], driver="evr")
-        else:
-            # Too big for a dense eigh (n³): shift-invert Lanczos on the small sparse level.
-            import scipy.sparse.linalg as spla
+        with _threads(params, start_level):
+            if Lc.shape[0] <= params.fast_dense_coarse:
+                _, X = sla.eigh(Lc.toarray(), subset_by_index=[0, kx - 1], driver="evr")
+            else:
+                # Too big for a dense eigh (n³): shift-invert Lanczos on the small sparse level.
+                import scipy.sparse.linalg as spla
 
-            v0 = rng.standard_normal(Lc.shape[0])
-            w, X = spla.eigsh(Lc, k=kx, sigma=-sigma, which="LM", v0=v0)
-            X = X[:, np.argsort(w)]
+                v0 = rng.standard_normal(Lc.shape[0])
+                w, X = spla.eigsh(Lc, k=kx, sigma=-sigma, which="LM", v0=v0)
+                X = X[:, np.argsort(w)]
         X = X.astype(dtype)
         if start_level > 0:
             X = X + (1e-3 * rng.standard_normal(X.shape) / np.sqrt(X.shape[0])).astype(dtype)  # seeded, breaks exact ties
@@ -282,17 +292,20 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
             continue
         matmul, pre = level_ops(j)
         t0 = time.perf_counter()
-        lam, X, info = lobpcg(matmul, pre, X, k, its, params.tol, scale, cancel, progress,
-                              progress_range=(0.1 + 0.85 * step / len(levels), 0.1 + 0.85 * (step + 1) / len(levels)))
+        with _threads(params, j):
+            lam, X, info = lobpcg(matmul, pre, X, k, its, params.tol, scale, cancel, progress,
+                                  progress_range=(0.1 + 0.85 * step / len(levels),
+                                                  0.1 + 0.85 * (step + 1) / len(levels)))
         timings[f"lobpcg level {j}"] = time.perf_counter() - t0
         history.append((j, amg.sizes[j], info.iterations, info.history))
     if dtype != np.float64:
         # Final Rayleigh–Ritz in float64: the wanted eigenvalues (≈1e-4 of ‖L‖) are
         # separated by less than float32 resolves in a Gram matrix over N pixels.
         t0 = time.perf_counter()
-        X = _orthonormalise(X.astype(np.float64))
-        lam, C = _rayleigh_ritz(X, spmm(L, X), X.shape[1])
-        X = X @ C
+        with _threads(params, 0):
+            X = _orthonormalise(X.astype(np.float64))
+            lam, C = _rayleigh_ritz(X, spmm(L, X), X.shape[1])
+            X = X @ C
         timings["final Rayleigh-Ritz"] = time.perf_counter() - t0
     order = np.argsort(np.abs(lam), kind="stable")[:k]
     report(progress, "eigenvectors", 1.0)

@@ -36,7 +36,8 @@ class EigenParams:
     fast_theta: float = 0.0
     fast_smoothing: int = 0           # Jacobi sweeps on the vectors prolongated to the pixels
     fast_dtype: str = "float64"       # LOBPCG blocks; "float32" halves time and memory (final RR in float64)
-    fast_threads: int = 1             # BLAS threads inside the fast solver (0 = leave as is)
+    fast_threads: int = 0             # BLAS threads for the pixel level (0 = leave as is: the app's all cores)
+    fast_coarse_threads: int = 1      # … for setup and the coarse levels (small blocks: threads cost more)
 
 
 @dataclass
