@@ -68,6 +68,32 @@ def test_warm_start_converges_in_fewer_iterations(problem):
     assert _principal_angles_deg(warm.vectors, cold.vectors).max() < 2.0
 
 
+def test_warm_start_on_an_unchanged_laplacian_takes_no_step(problem):
+    # The previous basis is already as converged as the cold solve: one Rayleigh–Ritz,
+    # no AMG set-up, no LOBPCG step; the target residual carries over unchanged.
+    img, _, lap = problem
+    p = _params(tol=1e-6)
+    first = fast_eigensolver(lap, p, guide=img)
+    again = fast_eigensolver(lap, p, guide=img, warm_start=first)
+    assert set(again.info["timings"]) == {"warm Rayleigh-Ritz"}
+    assert again.target_residual == first.target_residual
+    scale = np.abs(lap.diagonal()).mean()
+    res = np.linalg.norm(spmm(lap, again.vectors) - again.vectors * again.values, axis=0).max() / scale
+    assert res <= p.fast_warm_slack * first.target_residual
+    assert _principal_angles_deg(again.vectors, first.vectors).max() < 0.1
+
+
+def test_warm_start_after_a_large_change_iterates(problem):
+    img, spx, lap = problem
+    p = _params(tol=1e-6)
+    first = fast_eigensolver(lap, p, guide=img)
+    lap2 = build_laplacian(img, spx, AffinityWeights(semantic=0.1))   # ×10
+    warm = fast_eigensolver(lap2, p, guide=img, warm_start=first)
+    assert "lobpcg level 0" in warm.info["timings"]
+    cold = fast_eigensolver(lap2, p, guide=img)
+    assert _principal_angles_deg(warm.vectors, cold.vectors).max() < 2.0
+
+
 def test_same_seed_same_result(problem):
     img, _, lap = problem
     a = fast_eigensolver(lap, _params(fast_iterations=5), guide=img)

@@ -136,3 +136,22 @@ def test_raw_high_dimensional_features_get_preprocessed(scene):
     seg.set_image(image, raw)
     a = seg.run().alphas
     assert max(best_match_errors(a, truth)) <= 0.05
+
+
+def test_fast_mode_weight_change_keeps_the_layers_identity(scene):
+    # Fast mode warm-starts a slider move from the previous basis and segments: the
+    # soft segments keep their order, so layer i after a small change is layer i before.
+    image, feats, truth = scene
+    p = SegmenterParams.for_mode("fast", layers=3)
+    p = replace(p, superpixels=replace(p.superpixels, n_segments=150), eigen=replace(p.eigen, count=30),
+                constrained=replace(p.constrained, components=12))
+    seg = Segmenter(p)
+    seg.set_image(image, feats)
+    first = seg.run()
+    second = seg.run(replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.2)))
+    assert "soft segments" in second.timings
+    assert "warm Rayleigh-Ritz" in seg._last_basis.info["timings"]
+    assert np.abs(second.alphas.sum(axis=0) - 1).max() <= 1e-3
+    for a, b in zip(first.alphas, second.alphas):   # same order, no matching
+        assert np.abs(a - b).mean() <= 0.02
+    assert max(best_match_errors(second.alphas, truth)) <= 0.05

@@ -26,7 +26,8 @@ class EigenParams:
     tol: float = 1e-5                 # LOBPCG: max ‖r_i‖ / mean(diag L)
     fast_shift: float = 1e-4          # AMG built for L + fast_shift·mean(diag L)·I
     fast_iterations: int = 8          # LOBPCG steps on the pixel level from a cold start
-    fast_warm_iterations: int = 4     # … warm-started from the previous basis
+    fast_warm_iterations: int = 4     # … at most, warm-started from the previous basis
+    fast_warm_slack: float = 1.25     # warm start: done once max residual ≤ slack × the cold solve's
     fast_coarse_iterations: int = 20  # … on each intermediate AMG level
     fast_coarse_factor: int = 4       # coarsest level solved densely has ≥ factor·k unknowns
     fast_max_coarse: int = 1500
@@ -44,6 +45,9 @@ class EigenParams:
 class EigenBasis:
     vectors: np.ndarray  # N×k, orthonormal columns
     values: np.ndarray   # k, ascending by magnitude
+    # Largest ‖L·v − λ·v‖ / mean(diag L) that the last cold solve reached (fast solver):
+    # a warm start after a weight change iterates only until it is back at that level.
+    target_residual: Optional[float] = None
 
 
 class Eigensolver(Protocol):
