@@ -41,6 +41,9 @@ class AMGParams:
     smooth_prolongator: bool = False   # smoothed aggregation fills the 25-point stencil badly
     jacobi_omega: float = 0.7
     sweeps: int = 1              # pre- and post-smoothing sweeps
+    # Coarse levels inside the cycle: entries with |a_ij| < filter·√(a_ii·a_jj) are dropped
+    # and lumped into the diagonal (row sums kept). 0 = exact Galerkin matrices.
+    filter: float = 0.0
 
 
 class BlockVCycle:
@@ -63,8 +66,13 @@ class BlockVCycle:
         self.A = [sp.csr_matrix(lv.A, dtype=dtype) for lv in ml.levels]
         self.P = [sp.csr_matrix(lv.P, dtype=dtype) for lv in ml.levels[:-1]]
         self.R = [sp.csr_matrix(p.T) for p in self.P]
+        # The matrices the cycle smooths with: level 0 as given, coarser ones optionally
+        # filtered (the Galerkin levels of the nonlocal affinities are 7× denser than the
+        # pixel level). The coarse problems themselves (self.A) stay exact.
+        self.A_cycle = [self.A[0]] + [_filtered(a, params.filter) if params.filter > 0 else a
+                                      for a in self.A[1:]]
         self.inv_diag = []
-        for a in self.A[:-1]:
+        for a in self.A_cycle[:-1]:
             d = a.diagonal().astype(np.float64)
             d = np.where(np.abs(d) > 0, d, 1.0)
             self.inv_diag.append((params.jacobi_omega / d).astype(dtype)[:, None])
@@ -88,7 +96,7 @@ class BlockVCycle:
             if self.coarse_inv is not None:
                 return self.coarse_inv @ b
             return sla.cho_solve(self.coarse_chol, b).astype(self.dtype, copy=False)
-        A, Dinv = self.A[lvl], self.inv_diag[lvl]
+        A, Dinv = self.A_cycle[lvl], self.inv_diag[lvl]
         x = Dinv * b
         for _ in range(self.params.sweeps - 1):
             x += Dinv * (b - spmm(A, x))
@@ -99,16 +107,30 @@ class BlockVCycle:
         return x
 
 
+def _filtered(A: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
+    """A without its weak off-diagonal entries, their sum added to the diagonal."""
+    C = A.tocoo()
+    d = np.abs(A.diagonal()).astype(np.float64)
+    off = C.row != C.col
+    weak = off & (np.abs(C.data) < threshold * np.sqrt(d[C.row] * d[C.col]))
+    lumped = np.bincount(C.row[weak], weights=C.data[weak], minlength=A.shape[0])
+    keep = ~weak
+    F = sp.csr_matrix((C.data[keep], (C.row[keep], C.col[keep])), shape=A.shape, dtype=A.dtype)
+    return (F + sp.diags(lumped.astype(A.dtype))).tocsr()
+
+
 def _orthonormalise(S: np.ndarray, drop: Optional[float] = None) -> np.ndarray:
     """SVQB (Stathopoulos & Wu): columns of S made orthonormal via eigh of SᵀS; directions
     with relative weight < ``drop`` are removed (LOBPCG's blocks become dependent)."""
     if drop is None:
         drop = 1e-10 if S.dtype == np.float64 else 1e-5
-    d = np.sqrt(np.maximum(np.einsum("ij,ij->j", S, S), 1e-30))
-    Sn = S / d.astype(S.dtype)
-    w, V = np.linalg.eigh((Sn.T @ Sn).astype(np.float64))
+    # The column scaling is applied to the small Gram and folded into the final m×m
+    # factor: no scaled N×m copy of S (two passes over the block fewer).
+    G = (S.T @ S).astype(np.float64)
+    d = np.sqrt(np.maximum(np.diag(G), 1e-30))
+    w, V = np.linalg.eigh(G / d[:, None] / d[None, :])
     keep = w > drop * w.max()
-    return Sn @ (V[:, keep] / np.sqrt(w[keep])).astype(S.dtype)
+    return S @ ((V[:, keep] / np.sqrt(w[keep])) / d[:, None]).astype(S.dtype)
 
 
 def _rayleigh_ritz(Q: np.ndarray, AQ: np.ndarray, k: int):
@@ -259,7 +281,8 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
         amg = BlockVCycle(
             (L + sigma * sp.identity(n, format="csr")).tocsr(), dtype=dtype,
             params=AMGParams(max_coarse=params.fast_max_coarse, sweeps=params.fast_sweeps,
-                      smooth_prolongator=params.fast_smooth, strength_theta=params.fast_theta),
+                      smooth_prolongator=params.fast_smooth, strength_theta=params.fast_theta,
+                      filter=params.fast_filter),
             candidates=near_nullspace(guide, n),
         )
     timings["amg setup"] = time.perf_counter() - t0

@@ -35,6 +35,7 @@ class EigenParams:
     fast_sweeps: int = 1
     fast_smooth: bool = False
     fast_theta: float = 0.0
+    fast_filter: float = 0.0          # AMG cycle: drop coarse entries below this (relative), fast_solver.AMGParams
     fast_smoothing: int = 0           # Jacobi sweeps on the vectors prolongated to the pixels
     fast_dtype: str = "float64"       # LOBPCG blocks; "float32" halves time and memory (final RR in float64)
     fast_threads: int = 0             # BLAS threads for the pixel level (0 = leave as is: the app's all cores)
