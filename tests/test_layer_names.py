@@ -32,6 +32,15 @@ def test_the_dominant_class_names_each_layer_and_objects_win():
     assert name_layers(alphas, probs, NAMES) == ["sky", "person", "Layer 3"]
 
 
+def test_a_close_call_between_two_classes_is_no_name():
+    # The bundled model has no "cup": a coffee cup came out 0.35 car, 0.27 floor.
+    alphas, probs = _scene()
+    probs[:, :10, 1], probs[:, :10, 2], probs[:, :10, 0] = 0.4, 0.35, 0.25    # sky vs tree
+    assert name_layers(alphas, probs, NAMES)[0] == "Layer 1"
+    probs[:, :10, 1], probs[:, :10, 2], probs[:, :10, 0] = 0.6, 0.3, 0.1      # a clear winner
+    assert name_layers(alphas, probs, NAMES)[0] == "sky"
+
+
 def test_shares_are_alpha_weighted_means():
     alphas, probs = _scene()
     soft = alphas.copy()
