@@ -62,20 +62,23 @@ def kmeans(
     n_init: int = 1,
     iterations: int = 100,
     fit_sample: int = 60_000,
+    init: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (labels for every row of ``data``, centres). Deterministic for a given seed.
 
     Centres are fitted on at most ``fit_sample`` rows (a seeded subsample: the clusters of
     a few hundred thousand pixels in 3-D are well estimated from far fewer), then every
-    row is assigned. ``n_init`` restarts keep the lowest inertia.
+    row is assigned. ``n_init`` restarts keep the lowest inertia; ``init`` (k×d centres)
+    replaces them with one run of Lloyd from those centres.
     """
     x = np.asarray(data, np.float64)
     rng = np.random.default_rng(seed)
     k = int(min(k, len(x)))
     fit = x if len(x) <= fit_sample else x[rng.choice(len(x), fit_sample, replace=False)]
     best, best_inertia = None, np.inf
-    for _ in range(max(1, n_init)):
-        c = _plus_plus(fit, k, rng)
+    for _ in range(1 if init is not None else max(1, n_init)):
+        c = np.array(init, np.float64) if init is not None else _plus_plus(fit, k, rng)
+        k = len(c)
         for _ in range(iterations):
             lab, _ = _nearest(fit, c)
             counts = np.bincount(lab, minlength=k)
