@@ -256,7 +256,6 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
     rng = np.random.default_rng(params.seed)
     report(progress, "eigenvectors", 0.0)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     scale = float(np.abs(L.diagonal()).mean()) or 1.0
     sigma = params.fast_shift * scale
     dtype = np.dtype(params.fast_dtype)
@@ -277,6 +276,7 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
                 report(progress, "eigenvectors", 1.0)
                 return _basis(Xw, lam_w, k, warm.target_residual,
                               {"timings": timings, "history": [("warm", 0, 0, [float(res_w.max() / scale)])]})
+    t0 = time.perf_counter()
     with _threads(params, 1):
         amg = BlockVCycle(
             (L + sigma * sp.identity(n, format="csr")).tocsr(), dtype=dtype,
@@ -347,10 +347,12 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
         X, lam, res = _rayleigh_ritz_residuals(L, X)
     timings["final Rayleigh-Ritz"] = time.perf_counter() - t0
     report(progress, "eigenvectors", 1.0)
-    order = np.argsort(np.abs(lam), kind="stable")[:k]
-    reached = float(res[order].max() / scale)
-    return _basis(X, lam, k, warm.target_residual if (warm is not None and warm.target_residual is not None)
-                  else reached, {"timings": timings, "levels": list(zip(amg.sizes, amg.nnz)), "history": history})
+    # A warm start carries the cold solve's target forward (its own residual would let
+    # the target creep up by the slack at every slider move).
+    carried = warm.target_residual if warm is not None else None
+    reached = float(res[np.argsort(np.abs(lam), kind="stable")[:k]].max() / scale)
+    return _basis(X, lam, k, carried if carried is not None else reached,
+                  {"timings": timings, "levels": list(zip(amg.sizes, amg.nnz)), "history": history})
 
 
 def _rayleigh_ritz_residuals(L: sp.csr_matrix, X: np.ndarray, orthonormal: bool = False):
