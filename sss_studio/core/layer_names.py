@@ -94,9 +94,9 @@ def _best(share: np.ndarray, group: tuple[int, int], class_names: Sequence[str],
     lo, hi = group
     if hi - lo < 2:
         return None
-    ranked = np.sort(share[lo + 1: hi])[::-1]             # skip the set's catch-all class
-    j = lo + 1 + int(np.argmax(share[lo + 1: hi]))
-    runner_up = ranked[1] if len(ranked) > 1 else 0.0
+    ranked = lo + 1 + np.argsort(-share[lo + 1: hi], kind="stable")   # skip the set's catch-all class
+    j = ranked[0]
+    runner_up = share[ranked[1]] if len(ranked) > 1 else 0.0
     return readable(class_names[j]) if share[j] >= need and share[j] >= margin * runner_up else None
 
 

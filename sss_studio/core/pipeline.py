@@ -298,8 +298,6 @@ class Segmenter:
         )
         grp_key = (seg_key, p.layers, p.grouping, p.seed)
         grouping = replace(p.grouping, layers=p.layers)
-        if previous_groups is not None and len(previous_groups) != segments.shape[1]:
-            previous_groups = None
         assignment = stage("grouping", grp_key,
                            lambda: assign_segments(segments, feats, grouping, p.seed, previous_groups))
         grouped = layers_from_assignment(segments, assignment)

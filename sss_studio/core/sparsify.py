@@ -225,20 +225,19 @@ def assign_segments(
         if len(np.unique(labels)) == k:
             return labels
     labels, _ = kmeans(mean_feat, k, seed=seed, n_init=params.n_init)
-    groups = np.unique(labels)
-    size = np.array([np.maximum(segments[:, labels == g].sum(axis=1), 0).sum() for g in groups])
+    groups, labels = np.unique(labels, return_inverse=True)
+    size = np.maximum(layers_from_assignment(segments, labels), 0).sum(axis=0)
     rank = np.empty(len(groups), np.int64)
     rank[np.argsort(-size, kind="stable")] = np.arange(len(groups))
-    return rank[np.searchsorted(groups, labels)]
+    return rank[labels]
 
 
 def group_segments(
-    segments: np.ndarray, features: np.ndarray, params: GroupingParams = GroupingParams(), seed: int = 0,
-    previous: np.ndarray | None = None,
+    segments: np.ndarray, features: np.ndarray, params: GroupingParams = GroupingParams(), seed: int = 0
 ) -> np.ndarray:
     """Sum soft segments whose mean features fall in the same k-means group → N×K
     (``assign_segments``)."""
-    return layers_from_assignment(segments, assign_segments(segments, features, params, seed, previous))
+    return layers_from_assignment(segments, assign_segments(segments, features, params, seed))
 
 
 def layers_from_assignment(segments: np.ndarray, assignment: np.ndarray) -> np.ndarray:
