@@ -23,6 +23,7 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NU
 for _v in THREAD_VARS:
     os.environ.setdefault(_v, "1")
 
+import sss_studio  # noqa: E402,F401  (before numpy, as in the app: idle BLAS/OpenMP threads sleep)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402

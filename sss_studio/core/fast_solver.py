@@ -29,6 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from .._threads_env import idle_threads_sleep
 from .cancel import CancelFn, ProgressFn, check, report
 from .sparse_ops import blas_threads, spmm
 from .spectral import EigenBasis, EigenParams, register_solver
@@ -240,12 +241,17 @@ def fast_eigensolver(
 
 
 def _threads(params: EigenParams, level: int):
-    """BLAS threads for work on one level. The coarse levels' blocks are small (≈13k rows
-    at 0.08 MP), where a second thread cost more than it gave (level 1: 2.2–2.5 s on one
-    thread, 3.3 s on two); the pixel level's GEMMs gain from every core (2.9–3.3 s →
-    2.5–2.7 s on two). Keeping scipy's OpenBLAS (dense eigh, Cholesky at set-up) on one
-    thread also avoids two threaded OpenBLAS copies fighting over the cores."""
-    return blas_threads(params.fast_threads if level == 0 else params.fast_coarse_threads)
+    """BLAS threads for work on one level. The pixel level's GEMMs gain from every core
+    (2.9–3.3 s → 2.5–2.7 s on two). The coarse levels' blocks are small (≈13k rows at
+    0.08 MP): there a second thread pays off only when idle threads sleep instead of
+    spinning (level 1: 2.0–2.1 s on one thread, 1.4–1.5 s on two; 2.7 s on two while
+    OpenBLAS's and numba's idle threads spin and steal each other's cores)."""
+    if level == 0:
+        return blas_threads(params.fast_threads)
+    n = params.fast_coarse_threads
+    if n < 0:
+        n = params.fast_threads if idle_threads_sleep() else 1
+    return blas_threads(n)
 
 
 def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) -> EigenBasis:

@@ -39,7 +39,9 @@ class EigenParams:
     fast_smoothing: int = 0           # Jacobi sweeps on the vectors prolongated to the pixels
     fast_dtype: str = "float64"       # LOBPCG blocks; "float32" halves time and memory (final RR in float64)
     fast_threads: int = 0             # BLAS threads for the pixel level (0 = leave as is: the app's all cores)
-    fast_coarse_threads: int = 1      # … for setup and the coarse levels (small blocks: threads cost more)
+    # … for set-up and the coarse levels: -1 = as the pixel level when idle threads sleep
+    # (sss_studio/_threads_env.py), else 1 (spinning pools made two threads slower there)
+    fast_coarse_threads: int = -1
 
 
 @dataclass
