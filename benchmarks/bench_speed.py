@@ -201,7 +201,8 @@ def main() -> None:
         "Hungarian-matched; bar IoU ≥ 0.95, |Δα| ≤ 0.02. End to end: fast mode with the bundled model "
         "making the features (the model's load excluded, its run included), single-threaded like every "
         f"other column; app threading: the same with all {os.cpu_count()} cores in BLAS and numba, as the app "
-        "runs (the eigensolver keeps BLAS at one thread at set-up and on its coarse levels).",
+        "runs (idle BLAS/OpenMP threads sleep, as sss_studio sets up before numpy loads; the eigensolver's "
+        "coarse levels then use all cores too).",
         "",
         "| photo | size | reference s (CPU s) | reference peak MB | fast runs | fast s (CPU s) | fast re-run after weight change s | fast peak MB | speed-up (wall) | IoU | mean abs dα | end to end s (CPU s) | its re-run s | its peak MB | end to end, app threading s (CPU s) | its re-run s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
