@@ -332,7 +332,9 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
         if j != start_level:
             X = spmm(amg.P[j], np.ascontiguousarray(X))  # prolongate level j+1 → j
             if j == 0 and params.fast_smoothing:
-                X = _smooth_prolongated(L, X, params.fast_smoothing, spmm).astype(dtype)
+                t0 = time.perf_counter()
+                X = _smooth_prolongated(L, X, params.fast_smoothing, spmm).astype(dtype, copy=False)
+                timings["smoothing"] = time.perf_counter() - t0
         its = fine_iterations if j == 0 else (params.fast_coarse_iterations if j != start_level else 0)
         if its == 0 and j != 0:
             continue
@@ -383,13 +385,23 @@ def _basis(X: np.ndarray, lam: np.ndarray, k: int, target: Optional[float], info
 def _smooth_prolongated(L: sp.csr_matrix, X: np.ndarray, steps: int, spmm) -> np.ndarray:
     """Damped-Jacobi steps on (L − θ_i)x_i = 0 for each prolongated vector: the piecewise
     (per-aggregate) prolongation leaves jumps at aggregate borders, high-frequency error
-    that a few sweeps remove at the price of sparse products only."""
+    that a few sweeps remove at the price of sparse products only.
+
+    In X's precision (float32 in the fast preset), in place on one work array: 0.1 s for 3
+    sweeps at 0.08 MP. Float64 sweeps resolve L·x better (a small difference of large
+    terms for smooth x) and matched the reference slightly better over 9 solver × 3
+    k-means seeds (IoU 0.830 / 0.747 / 0.902 vs 0.821 / 0.719 / 0.898 on astronaut /
+    chelsea / coffee), but cost 0.5 s: the float64 sparse product is 6× slower here."""
     d = L.diagonal()
-    omega = 0.6 / np.where(d > 0, d, 1.0)[:, None]
+    omega = (0.6 / np.where(d > 0, d, 1.0)).astype(X.dtype)[:, None]
+    Lx = L if L.dtype == X.dtype else L.astype(X.dtype)
+    X = np.array(X, order="C")
     for _ in range(steps):
-        LX = spmm(L, X)
-        theta = np.einsum("ij,ij->j", X, LX) / np.einsum("ij,ij->j", X, X)
-        X = X - omega * (LX - X * theta)
+        LX = spmm(Lx, X)
+        theta = (X * LX).sum(axis=0, dtype=np.float64) / (X * X).sum(axis=0, dtype=np.float64)
+        LX -= X * theta.astype(X.dtype)
+        LX *= omega
+        X -= LX
     return X
 
 

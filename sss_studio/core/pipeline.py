@@ -119,8 +119,8 @@ FAST_WORKING_PIXELS = 80_000
 # eigenvectors unchanged (median 7.4° → 7.3°; coffee 5.9° → 5.9°).
 # 3 Jacobi sweeps on the vectors prolongated to the pixels (sparse products only, ≈0.1 s)
 # before the pixel-level steps: matched IoU against three reference seeds at 320×240,
-# over 3 eigensolver × 3 k-means seeds, 0.816 → 0.845 (astronaut), 0.712 → 0.759
-# (chelsea), 0.881 → 0.911 (coffee), better or equal for every eigensolver seed.
+# over 9 eigensolver × 3 k-means seeds, 0.797 → 0.821 (astronaut), 0.709 → 0.719
+# (chelsea), 0.884 → 0.898 (coffee) (docs/solver.md, fourth pass).
 FAST_EIGEN = spectral.EigenParams(
     count=100, tol=1e-5, fast_iterations=3, fast_warm_iterations=1, fast_coarse_iterations=15,
     fast_dtype="float32", fast_filter=1e-3, fast_smoothing=3,
