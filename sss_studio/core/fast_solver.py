@@ -394,10 +394,9 @@ def _smooth_prolongated(L: sp.csr_matrix, X: np.ndarray, steps: int, spmm) -> np
     chelsea / coffee), but cost 0.5 s: the float64 sparse product is 6× slower here."""
     d = L.diagonal()
     omega = (0.6 / np.where(d > 0, d, 1.0)).astype(X.dtype)[:, None]
-    Lx = L if L.dtype == X.dtype else L.astype(X.dtype)
     X = np.array(X, order="C")
     for _ in range(steps):
-        LX = spmm(Lx, X)
+        LX = spmm(L, X)  # in X's precision (spmm casts L's values)
         theta = (X * LX).sum(axis=0, dtype=np.float64) / (X * X).sum(axis=0, dtype=np.float64)
         LX -= X * theta.astype(X.dtype)
         LX *= omega
