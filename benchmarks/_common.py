@@ -102,7 +102,9 @@ def photo_features(img: np.ndarray, key: str) -> tuple[np.ndarray, str]:
     if path.exists():
         return np.load(path), kind
     f = _teacher_features(img) if kind == "teachers" else _classic_features(img)
-    np.save(path, f.astype(np.float16))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")   # written whole, then renamed: parallel runs
+    np.save(tmp, f.astype(np.float16))                   # never load a half-written file
+    os.replace(tmp, path)
     return f.astype(np.float16), kind
 
 
