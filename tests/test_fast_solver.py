@@ -166,6 +166,30 @@ def test_lobpcg_on_a_diagonal_matrix():
     assert info.iterations < 100
 
 
+def test_soft_locking_gives_the_same_pairs_with_fewer_directions():
+    d = np.linspace(1.0, 100.0, 400)
+    A = sp.diags(d).tocsr()
+    X0 = np.random.default_rng(3).standard_normal((400, 8))
+    run = lambda lock: lobpcg(lambda X: A @ X, lambda R: R / d[:, None], X0, 5, 100, 1e-8, 1.0, lock=lock)
+    _, _, info0 = run(0.0)
+    lam, X, info = run(0.5)
+    assert np.allclose(lam[:5], d[:5], atol=1e-8)
+    assert np.allclose(np.abs(X[:5, :5]), np.eye(5), atol=1e-4)   # the vectors e_1 … e_5
+    assert min(info.active) < 8 and sum(info.active) < sum(info0.active)
+    with pytest.raises(ValueError):
+        run(1.0)
+
+
+def test_soft_locking_in_the_solver_keeps_the_subspace(problem):
+    img, _, lap = problem
+    plain = spectral.get_solver("fast")(lap, _params(tol=1e-6), guide=img)
+    locked = spectral.get_solver("fast")(lap, _params(tol=1e-6, fast_lock=0.5), guide=img)
+    assert _principal_angles_deg(plain.vectors[:, :6], locked.vectors).max() < 1.0
+    assert np.allclose(np.sort(plain.values)[:6], np.sort(locked.values)[:6], atol=1e-7)
+    active = [a for h in locked.info["history"] if h[0] == 0 for a in h[4]]
+    assert min(active) < locked.vectors.shape[1] + 4   # some vectors were locked
+
+
 def test_spmm_matches_scipy():
     rng = np.random.default_rng(0)
     A = sp.random(300, 300, density=0.05, random_state=1, format="csr")

@@ -146,6 +146,7 @@ class LobpcgInfo:
     iterations: int = 0
     residuals: Optional[np.ndarray] = None
     history: Optional[list] = None
+    active: Optional[list] = None      # columns that got a new search direction, per step
 
 
 def lobpcg(
@@ -160,6 +161,7 @@ def lobpcg(
     progress: ProgressFn = None,
     stage: str = "eigenvectors",
     progress_range: tuple[float, float] = (0.0, 1.0),
+    lock: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, LobpcgInfo]:
     """Block LOBPCG (Knyazev) for the smallest algebraic eigenpairs of a symmetric operator.
 
@@ -167,14 +169,21 @@ def lobpcg(
     the first ``k`` columns reach ‖r_i‖ ≤ tol·scale; the extra columns of X0 guard the
     k-th. Dense work is ≈ 40·N·m² flops per step (m = columns of X0): the Rayleigh–Ritz
     Gram blocks are formed piecewise (XᵀAX = Λ is known) and A·P is never needed.
+
+    ``lock`` in (0, 1): soft locking. Columns whose residual is below ``lock`` × the
+    largest of the first ``k`` stay in X and in every Rayleigh–Ritz (they keep
+    improving through the others' directions) but get no search direction of their
+    own, so a step works on a narrower block once the residuals spread out.
     """
+    if not 0.0 <= lock < 1.0:
+        raise ValueError(f"lock must be in [0, 1), got {lock}")
     X = _orthonormalise(X0)
     AX = matmul(X)
     lam, C = _rayleigh_ritz(X, AX, X.shape[1])
     X, AX = X @ C, AX @ C
     m = X.shape[1]
     P = None
-    info = LobpcgInfo(history=[])
+    info = LobpcgInfo(history=[], active=[])
     lo, hi = progress_range
     for it in range(1, max_iterations + 1):
         check(cancel)
@@ -184,8 +193,10 @@ def lobpcg(
         info.residuals = res
         if res[:k].max() <= tol * scale:
             break
-        W = precond(R)
-        S = W if P is None else np.concatenate([W, P], axis=1)
+        active = res > lock * res[:k].max() if lock > 0 else slice(None)
+        W = precond(R[:, active])
+        info.active.append(W.shape[1])
+        S = W if P is None else np.concatenate([W, P[:, active]], axis=1)
         for _ in range(2):  # twice is enough (one pass loses orthogonality once R is small)
             S -= X @ (X.T @ S)
         S = _orthonormalise(S)
@@ -344,9 +355,10 @@ def _fast_eigensolver(laplacian, params, warm_start, cancel, progress, guide) ->
         with _threads(params, j):
             lam, X, info = lobpcg(matmul, pre, X, k, its, tol, scale, cancel, progress,
                                   progress_range=(0.1 + 0.85 * step / len(levels),
-                                                  0.1 + 0.85 * (step + 1) / len(levels)))
+                                                  0.1 + 0.85 * (step + 1) / len(levels)),
+                                  lock=params.fast_lock if j == 0 else 0.0)
         timings[f"lobpcg level {j}"] = time.perf_counter() - t0
-        history.append((j, amg.sizes[j], info.iterations, info.history))
+        history.append((j, amg.sizes[j], info.iterations, info.history, info.active))
     # Final Rayleigh–Ritz in float64: the wanted eigenvalues (≈1e-4 of ‖L‖) are
     # separated by less than float32 resolves in a Gram matrix over N pixels. Its
     # residuals set the target of later warm starts.

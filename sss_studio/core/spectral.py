@@ -28,6 +28,9 @@ class EigenParams:
     fast_iterations: int = 8          # LOBPCG steps on the pixel level from a cold start
     fast_warm_iterations: int = 4     # … at most, warm-started from the previous basis
     fast_warm_slack: float = 1.25     # warm start: done once max residual ≤ slack × the cold solve's
+    # Pixel-level soft locking: vectors with a residual below fast_lock × the largest get no
+    # search direction of their own (fast_solver.lobpcg); 0 = off
+    fast_lock: float = 0.0
     fast_coarse_iterations: int = 20  # … on each intermediate AMG level
     fast_coarse_factor: int = 4       # coarsest level solved densely has ≥ factor·k unknowns
     fast_max_coarse: int = 1500
