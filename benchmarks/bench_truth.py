@@ -12,13 +12,16 @@ photos that come with ground truth, so "equal quality" is measured against the t
   partition by the hard layers (Σ_R |R|/N · max_layer IoU), averaged over annotators.
 
 Same photo, same teacher features, same k-means seeds for both modes (and the matched
-IoU between runs, as bench_noise.py, for scale); photos are resized to
-320 px on the long side (the fast mode then solves at full size, the reference takes
-1–3 min each). Reference runs are cached in ``.cache/bench_truth``. The photos come from
-the development corpus (``../shared/photos``, ``--photos-dir``), never shipped.
-Writes its section of benchmarks/RESULTS.md.
+IoU between runs, as bench_noise.py, for scale). By default photos are resized to 320 px
+on the long side (the fast mode then solves at full size, the reference takes 1–2 min
+each); ``--long-side 512`` keeps the corpus size (≈ 0.16 MP: the fast mode works at
+0.08 MP and upsamples, as in the app; the reference takes 3–4 min each). Reference runs
+are cached in ``.cache/bench_truth``. The photos come from the development corpus
+(``../shared/photos``, ``--photos-dir``), never shipped. Writes one section of
+benchmarks/RESULTS.md per size.
 
     python benchmarks/bench_truth.py --jobs 2
+    python benchmarks/bench_truth.py --long-side 512 --reference-seeds 0 --jobs 2
 """
 
 from __future__ import annotations
