@@ -39,6 +39,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import _common as C  # noqa: E402  (sets single-threaded BLAS first)
+import bench_speed as B  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -109,14 +110,11 @@ def _run(args) -> dict:
     photos_dir, key, mode, seed, long_side = args
     C.limit_threads(1)
     from dataclasses import replace
-    from sss_studio.core.pipeline import Segmenter, SegmenterParams
+    from sss_studio.core.pipeline import Segmenter
 
     e = load_entry(pathlib.Path(photos_dir), key, long_side)
     feats, kind = C.photo_features(e["img"], key.replace("/", "_"))
-    n = e["size"][0] * e["size"][1]
-    p = SegmenterParams.for_mode(mode, working_pixels=max(300_000, n)) if mode == "reference" \
-        else SegmenterParams.for_mode(mode)
-    seg = Segmenter(replace(p, seed=seed))
+    seg = Segmenter(replace(B._params(mode, e["size"]), seed=seed))   # the presets bench_speed compares
     seg.set_image(e["img"], feats.astype(np.float32))
     c0 = time.process_time()
     res = seg.run()

@@ -170,7 +170,7 @@ def lobpcg(
     k-th. Dense work is ≈ 40·N·m² flops per step (m = columns of X0): the Rayleigh–Ritz
     Gram blocks are formed piecewise (XᵀAX = Λ is known) and A·P is never needed.
 
-    ``lock`` in (0, 1): soft locking. Columns whose residual is below ``lock`` × the
+    ``lock`` in (0, 1): soft locking (0: off). Columns whose residual is below ``lock`` × the
     largest of the first ``k`` stay in X and in every Rayleigh–Ritz (they keep
     improving through the others' directions) but get no search direction of their
     own, so a step works on a narrower block once the residuals spread out.
