@@ -44,8 +44,8 @@ def _load_avg() -> str:
 
 def _run_pipeline(_=None) -> dict:
     C.limit_threads(1)
-    from sss_studio.core.features import EmbeddingModel, default_model_path
-    from sss_studio.core.pipeline import Segmenter, SegmenterParams
+    from sss_studio.segmentation.embedding import EmbeddingModel, default_model_path
+    from sss_studio.segmentation.pipeline import Segmenter, SegmenterParams
 
     img = _photo()
     t0 = time.perf_counter()
@@ -79,12 +79,12 @@ def _run_upsample(args) -> dict:
     import cv2
     import tracemalloc
 
-    from sss_studio.core.pipeline import SegmenterParams, working_shape
+    from sss_studio.segmentation.pipeline import SegmenterParams, working_shape
 
     if rev:
         guided_upsample = _old_module(rev).guided_upsample
     else:
-        from sss_studio.core.guided_filter import guided_upsample
+        from sss_studio.segmentation.guided_filter import guided_upsample
     full = _photo()
     W, H = SIZE
     h, w = working_shape(H, W, SegmenterParams.for_mode("fast").working_pixels)

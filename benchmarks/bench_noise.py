@@ -38,7 +38,7 @@ def _run(args) -> dict:
     name, size, mode, seed = args
     C.limit_threads(1)
     from dataclasses import replace
-    from sss_studio.core.pipeline import Segmenter
+    from sss_studio.segmentation.pipeline import Segmenter
 
     img = C.resize(C.sample_photo(name), *size)
     feats, _ = C.photo_features(img, name)

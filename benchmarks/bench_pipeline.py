@@ -32,7 +32,7 @@ STAGES = ["features", "superpixels", "matting", "affinities", "eigenvectors", "i
 def _run(args) -> dict:
     photo, size, mode = args
     C.limit_threads(1)
-    from sss_studio.core.pipeline import Segmenter, SegmenterParams
+    from sss_studio.segmentation.pipeline import Segmenter, SegmenterParams
 
     img = C.resize(C.sample_photo(photo), *size)
     t0 = time.perf_counter()

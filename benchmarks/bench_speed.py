@@ -36,7 +36,7 @@ FAST_LOG = CACHE / "fast_runs.jsonl"
 
 
 def _params(mode: str, size: tuple[int, int]):
-    from sss_studio.core.pipeline import SegmenterParams
+    from sss_studio.segmentation.pipeline import SegmenterParams
     if mode == "reference":   # the paper's pipeline on the photo at its own size
         return SegmenterParams.for_mode(mode, working_pixels=max(300_000, size[0] * size[1]))
     # Fast mode as the user gets it: its own working size, then guided upsampling.
@@ -54,11 +54,11 @@ def _run(args) -> dict:
     if threads == 1:
         C.limit_threads(1)
     from dataclasses import replace
-    from sss_studio.core.pipeline import Segmenter
+    from sss_studio.segmentation.pipeline import Segmenter
 
     img = C.resize(C.sample_photo(name), *size)
     if mode == "fast-model":   # end to end as the app runs it: the bundled model makes the features
-        from sss_studio.core.features import EmbeddingModel, default_model_path
+        from sss_studio.segmentation.embedding import EmbeddingModel, default_model_path
         p, kind = _params("fast", size), "bundled model"
         seg = Segmenter(p, embedding_model=EmbeddingModel(default_model_path(), prefer_gpu=False))
         seg.set_image(img)

@@ -110,7 +110,7 @@ def _run(args) -> dict:
     photos_dir, key, mode, seed, long_side = args
     C.limit_threads(1)
     from dataclasses import replace
-    from sss_studio.core.pipeline import Segmenter
+    from sss_studio.segmentation.pipeline import Segmenter
 
     e = load_entry(pathlib.Path(photos_dir), key, long_side)
     feats, kind = C.photo_features(e["img"], key.replace("/", "_"))

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import teacher_cache  # noqa: E402
-from sss_studio.core.features import EmbeddingModel, EmbeddingParams  # noqa: E402
+from sss_studio.segmentation.embedding import EmbeddingModel, EmbeddingParams  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PHOTOS = teacher_cache.PHOTOS

@@ -1,5 +1,7 @@
-"""sss_studio: semantic soft segmentation, as a library, a command and a desktop editor."""
+"""sss_studio: semantic soft segmentation, as a library, a command and a desktop editor.
 
-from . import _threads_env  # noqa: F401  (first: idle threads sleep, before numpy loads)
+Importing the package loads nothing heavy and changes no environment variable; the
+command-line entry point sets the thread environment (``_threads_env``).
+"""
 
 __version__ = "0.1.0"

@@ -11,7 +11,6 @@ Bad input gets one line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -70,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from . import _threads_env
+
+    _threads_env.apply()  # before anything loads numpy
     argv = list(sys.argv[1:] if argv is None else argv)
     # `sss-studio photo.jpg` and plain `sss-studio` open the studio.
     if not argv or (argv[0] not in ("gui", "segment", "-h", "--help", "--version")):
@@ -99,40 +101,14 @@ def gui_command(args: argparse.Namespace) -> int:
                    working_pixels=int(args.working_size * 1e6) if args.working_size else None)
 
 
-def load_features_file(path: str):
-    """An H×W×D .npy, or an image holding already-reduced H×W×3 features."""
-    from .io.features_file import FeaturesFileError
-    from .io.features_file import load_features_file as load
-
-    try:
-        return load(path)
-    except FeaturesFileError as e:
-        raise CliError(str(e)) from None
-
-
-def load_embedding_model(path: Optional[str], prefer_gpu: bool = True):
-    """The bundled (or given) ONNX embedding model, or a CliError saying what is missing."""
-    try:
-        from .core.features import EmbeddingModel, ModelError, default_model_path
-    except ImportError:
-        raise CliError(
-            "no embedding model is bundled with this build; pass --features FILE with precomputed features"
-        ) from None
-    model_path = Path(path) if path else default_model_path()
-    if not model_path.exists():
-        raise CliError(f"embedding model not found at {model_path}; pass --model PATH or --features FILE")
-    try:
-        return EmbeddingModel(model_path, prefer_gpu=prefer_gpu)
-    except ModelError as e:
-        raise CliError(str(e)) from None
-
-
 def segment_command(args: argparse.Namespace) -> int:
-    from .core.cancel import Cancelled
-    from .core.features import check_feature_size
-    from .core.pipeline import DEFAULT_MODE, Segmenter, SegmenterParams
     from .io.export import ExportError, ensure_folder, write_png_stack, write_psd
     from .io.image import ImageLoadError, load_image
+    from .io.params_dict import params_to_dict
+    from .segmentation.cancel import Cancelled
+    from .segmentation.features import check_feature_size
+    from .segmentation.params import DEFAULT_MODE, SegmenterParams
+    from .segmentation.sources import FeatureError, FeatureSource
 
     if not args.out and not args.psd:
         args.out = str(Path(args.photo).with_suffix("")) + "_layers"
@@ -150,20 +126,26 @@ def segment_command(args: argparse.Namespace) -> int:
     except (ImageLoadError, ExportError) as e:
         raise CliError(str(e)) from None
 
-    features = load_features_file(args.features) if args.features else None
-    if features is not None:
-        try:
-            check_feature_size(features, image)
-        except ValueError as e:
-            raise CliError(str(e)) from None
-    model = None if features is not None else load_embedding_model(args.model, prefer_gpu=not args.cpu)
+    source = FeatureSource(model_path=args.model, features_path=args.features, prefer_gpu=not args.cpu)
+    try:
+        if args.features:
+            # A features file given on the command line is for this photo: refuse another size.
+            check_feature_size(source.features_file(), image)
+        else:
+            source.model()  # load it now: a missing or broken model is said before the run
+    except FeatureError as e:
+        hint = "; pass --model PATH or --features FILE" if "not found" in str(e) and not args.features else ""
+        raise CliError(f"{e}{hint}") from None
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
     params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
     if args.working_size is not None:
         params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
-
-    seg = Segmenter(params, embedding_model=model)
-    seg.set_image(image, features)
+    try:
+        seg = source.prepare(image, params).segmenter
+    except FeatureError as e:
+        raise CliError(str(e)) from None
     last = [None]
     t0 = time.perf_counter()
 
@@ -181,10 +163,10 @@ def segment_command(args: argparse.Namespace) -> int:
     except MemoryError:
         raise CliError("out of memory: try a smaller --working-size") from None
 
-    names = result.layer_names or [f"Layer {k + 1}" for k in range(result.layer_count)]
+    names = result.layer_names
     try:
         if args.out:
-            write_png_stack(args.out, image, result.alphas, names, params=params.to_dict())
+            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params))
         if args.psd:
             write_psd(args.psd, image, result.alphas, names)
     except ExportError as e:

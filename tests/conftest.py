@@ -50,8 +50,8 @@ class _Gate:
 def _gated_segmenter_class(gate: "_Gate"):
     import time
 
-    from sss_studio.core.cancel import Cancelled
-    from sss_studio.core.pipeline import Segmenter
+    from sss_studio.segmentation.cancel import Cancelled
+    from sss_studio.segmentation.pipeline import Segmenter
 
     class GatedSegmenter(Segmenter):
         """A real Segmenter that, while the gate is closed, waits (honouring cancel)
@@ -96,7 +96,7 @@ def studio(qtbot, tmp_path, isolated_settings, studio_scene):
 
     from PySide6.QtWidgets import QMessageBox
 
-    from sss_studio.gui.engine import FeatureSource
+    from sss_studio.segmentation.sources import FeatureSource
     from sss_studio.gui.main_window import MainWindow
 
     made = []

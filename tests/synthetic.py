@@ -6,10 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sss_studio.core.pipeline import SegmenterParams
-from sss_studio.core.sparsify import ConstrainedParams
-from sss_studio.core.spectral import EigenParams
-from sss_studio.core.superpixels import SuperpixelParams
+from sss_studio.segmentation.pipeline import SegmenterParams
 
 
 def soft_regions(h: int = 48, w: int = 64, seed: int = 0, noise: float = 0.02):
@@ -27,15 +24,16 @@ def soft_regions(h: int = 48, w: int = 64, seed: int = 0, noise: float = 0.02):
     return np.clip(image, 0, 1).astype(np.float32), features.astype(np.float32), alphas
 
 
+_REFERENCE = SegmenterParams.for_mode("reference")   # taken at import: some tests patch for_mode
+
+
 def quick_params(**overrides) -> SegmenterParams:
     """Reduced sizes for tiny test photos (same algorithm, fewer superpixels/vectors)."""
-    p = SegmenterParams()
     p = replace(
-        p,
-        mode="reference",
-        superpixels=replace(p.superpixels, n_segments=150),
-        eigen=replace(p.eigen, count=30),
-        constrained=replace(p.constrained, components=12, iterations=20),
+        _REFERENCE,
+        superpixels=replace(_REFERENCE.superpixels, n_segments=150),
+        eigen=replace(_REFERENCE.eigen, count=30),
+        constrained=replace(_REFERENCE.constrained, components=12, iterations=20),
     )
     return replace(p, **overrides)
 

@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import erf
 
-from sss_studio.core.affinity import (
+from sss_studio.segmentation.affinity import (
     AffinityWeights,
     build_laplacian,
     colour_affinity,
@@ -11,7 +11,7 @@ from sss_studio.core.affinity import (
     matting_affinity,
     semantic_affinity,
 )
-from sss_studio.core.superpixels import Superpixels, compute_superpixels, superpixel_statistics
+from sss_studio.segmentation.superpixels import Superpixels, compute_superpixels, superpixel_statistics
 
 
 def direct_matting(img: np.ndarray, eps: float) -> np.ndarray:

@@ -13,9 +13,9 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from sss_studio.core import features  # noqa: E402
-from sss_studio.core.cancel import Cancelled  # noqa: E402
-from sss_studio.core.features import EmbeddingModel, EmbeddingParams, ModelError  # noqa: E402
+from sss_studio.segmentation import embedding as features  # noqa: E402
+from sss_studio.segmentation.cancel import Cancelled  # noqa: E402
+from sss_studio.segmentation.embedding import EmbeddingModel, EmbeddingParams, ModelError  # noqa: E402
 
 D, C = 8, 5
 

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sss_studio.core import spectral
-from sss_studio.core.affinity import AffinityWeights, build_laplacian
-from sss_studio.core.cancel import Cancelled
-from sss_studio.core.fast_solver import AMGParams, BlockVCycle, fast_eigensolver, lobpcg, near_nullspace
-from sss_studio.core.sparse_ops import spmm
-from sss_studio.core.superpixels import SuperpixelParams, compute_superpixels
+from sss_studio.segmentation import eigen
+from sss_studio.segmentation.params import AMGParams, EigenParams, FastEigenParams
+from sss_studio.segmentation.affinity import AffinityWeights, build_laplacian
+from sss_studio.segmentation.cancel import Cancelled
+from sss_studio.segmentation.eigen.amg import BlockVCycle, near_nullspace
+from sss_studio.segmentation.eigen.fast import fast_eigensolver
+from sss_studio.segmentation.eigen.lobpcg import lobpcg
+from sss_studio.segmentation.eigen._kernels import spmm
+from sss_studio.segmentation.superpixels import SuperpixelParams, compute_superpixels
 
 from synthetic import soft_regions
 
@@ -28,9 +31,9 @@ def problem():
     return img, spx, lap
 
 
-def _params(**kw) -> spectral.EigenParams:
-    base = spectral.EigenParams(count=COUNT, tol=1e-7, fast_iterations=60, fast_warm_iterations=60,
-                                fast_coarse_iterations=0, fast_max_coarse=200)
+def _params(**kw) -> FastEigenParams:
+    base = FastEigenParams(count=COUNT, tol=1e-7, iterations=60, warm_iterations=60,
+                           coarse_iterations=0, max_coarse=200)
     return replace(base, **kw)
 
 
@@ -43,9 +46,9 @@ def _principal_angles_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def test_registered_and_spans_the_reference_subspace(problem):
     img, _, lap = problem
-    assert "fast" in spectral.solver_names()
-    ref = spectral.reference_eigensolver(lap, spectral.EigenParams(count=COUNT + 6))
-    fast = spectral.get_solver("fast")(lap, _params(), guide=img)
+    assert "fast" in eigen.SOLVERS
+    ref = eigen.reference_eigensolver(lap, EigenParams(count=COUNT + 6))
+    fast = eigen.get_solver("fast")(lap, _params(), guide=img)
     assert fast.vectors.shape == (lap.shape[0], COUNT)
     assert np.allclose(fast.vectors.T @ fast.vectors, np.eye(COUNT), atol=1e-8)
     # The fast k vectors lie in the reference's span (k + a few guards: the k-th may swap
@@ -79,7 +82,7 @@ def test_warm_start_on_an_unchanged_laplacian_takes_no_step(problem):
     assert again.target_residual == first.target_residual
     scale = np.abs(lap.diagonal()).mean()
     res = np.linalg.norm(spmm(lap, again.vectors) - again.vectors * again.values, axis=0).max() / scale
-    assert res <= p.fast_warm_slack * first.target_residual
+    assert res <= p.warm_slack * first.target_residual
     assert _principal_angles_deg(again.vectors, first.vectors).max() < 0.1
 
 
@@ -120,8 +123,8 @@ def test_filtered_coarse_levels_keep_row_sums_and_the_solution(problem):
 
 def test_same_seed_same_result(problem):
     img, _, lap = problem
-    a = fast_eigensolver(lap, _params(fast_iterations=5), guide=img)
-    b = fast_eigensolver(lap, _params(fast_iterations=5), guide=img)
+    a = fast_eigensolver(lap, _params(iterations=5), guide=img)
+    b = fast_eigensolver(lap, _params(iterations=5), guide=img)
     assert np.array_equal(a.vectors, b.vectors) and np.array_equal(a.values, b.values)
 
 
@@ -182,8 +185,8 @@ def test_soft_locking_gives_the_same_pairs_with_fewer_directions():
 
 def test_soft_locking_in_the_solver_keeps_the_subspace(problem):
     img, _, lap = problem
-    plain = spectral.get_solver("fast")(lap, _params(tol=1e-6), guide=img)
-    locked = spectral.get_solver("fast")(lap, _params(tol=1e-6, fast_lock=0.5), guide=img)
+    plain = eigen.get_solver("fast")(lap, _params(tol=1e-6), guide=img)
+    locked = eigen.get_solver("fast")(lap, _params(tol=1e-6, lock=0.5), guide=img)
     assert _principal_angles_deg(plain.vectors[:, :6], locked.vectors).max() < 1.0
     assert np.allclose(np.sort(plain.values)[:6], np.sort(locked.values)[:6], atol=1e-7)
     active = [a for h in locked.info["history"] if h[0] == 0 for a in h[4]]
@@ -202,7 +205,7 @@ def test_spmm_matches_scipy():
 def test_jacobi_sweeps_after_prolongation_improve_the_subspace(problem):
     """Piecewise prolongation leaves jumps at aggregate borders; the sweeps the fast preset
     runs before its pixel-level steps must bring the Ritz values down, not up."""
-    from sss_studio.core.fast_solver import _rayleigh_ritz_residuals, _smooth_prolongated
+    from sss_studio.segmentation.eigen.fast import _rayleigh_ritz_residuals, _smooth_prolongated
 
     img, _, lap = problem
     L = sp.csr_matrix(lap, dtype=np.float64)

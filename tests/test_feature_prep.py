@@ -1,7 +1,7 @@
 import numpy as np
 
-from sss_studio.core.features import FeatureParams, pca_project, preprocess_features
-from sss_studio.core.guided_filter import guided_filter, guided_upsample
+from sss_studio.segmentation.features import FeatureParams, pca_project, preprocess_features
+from sss_studio.segmentation.guided_filter import guided_filter, guided_upsample
 
 
 def test_guided_filter_keeps_constants_and_is_linear():

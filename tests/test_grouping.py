@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sss_studio.core.sparsify import GroupingParams, assign_segments, group_segments
+from sss_studio.segmentation.sparsify import assign_segments, group_segments
 
 
 def _segments(rng, sizes=(300, 200, 100), per=4):
@@ -23,7 +23,7 @@ def _segments(rng, sizes=(300, 200, 100), per=4):
 
 def test_layers_are_ordered_by_size_and_sum_to_one():
     segments, feats = _segments(np.random.default_rng(0))
-    layers = group_segments(segments, feats, GroupingParams(layers=3))
+    layers = group_segments(segments, feats, 3)
     assert np.allclose(layers.sum(axis=1), 1.0)
     assert list(layers.sum(axis=0)) == [300, 200, 100]
 
@@ -34,8 +34,7 @@ def test_a_warm_grouping_keeps_each_layer_in_its_place():
     # by size.
     rng = np.random.default_rng(1)
     segments, feats = _segments(rng)
-    params = GroupingParams(layers=3)
-    first = assign_segments(segments, feats, params)
+    first = assign_segments(segments, feats, 3)
     # Cluster 2 grows past cluster 1: a cold grouping would now put it at index 1.
     taken = np.r_[0:40, 75:115, 150:190]   # 120 pixels of cluster 0 (from three of its segments) …
     grown = segments.copy()
@@ -43,10 +42,10 @@ def test_a_warm_grouping_keeps_each_layer_in_its_place():
     grown[taken, 8] = 1.0                  # … join a cluster-2 segment: 180 / 200 / 220 pixels
     feats2 = feats.copy()
     feats2[taken] = np.eye(3)[2]           # … and take its colour
-    cold = assign_segments(grown, feats2, params)
-    warm = assign_segments(grown, feats2, params, previous=first)
+    cold = assign_segments(grown, feats2, 3)
+    warm = assign_segments(grown, feats2, 3, previous=first)
     assert not np.array_equal(cold, first)
     assert np.array_equal(warm, first)
     # A previous assignment for another number of layers is ignored.
-    assert np.array_equal(assign_segments(grown, feats2, GroupingParams(layers=2), previous=first),
-                          assign_segments(grown, feats2, GroupingParams(layers=2)))
+    assert np.array_equal(assign_segments(grown, feats2, 2, previous=first),
+                          assign_segments(grown, feats2, 2))

@@ -9,7 +9,7 @@ from PIL import Image
 def quick_defaults(monkeypatch):
     from synthetic import quick_params
 
-    from sss_studio.core.pipeline import SegmenterParams
+    from sss_studio.segmentation.pipeline import SegmenterParams
 
     # The studio starts from the default mode's preset; make it the small-photo preset.
     monkeypatch.setattr(SegmenterParams, "for_mode", classmethod(lambda cls, mode, **kw: quick_params(layers=3)))

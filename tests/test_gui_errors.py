@@ -27,9 +27,6 @@ def test_unreadable_photo_and_bad_project_keep_the_document(qtbot, studio, studi
 
 
 def test_model_that_cannot_load(qtbot, studio, studio_scene, tmp_path, monkeypatch):
-    import sss_studio.core.features as features
-
-    monkeypatch.delattr(features, "fallback_features", raising=False)
     w = studio(features=False, model_path=str(tmp_path / "no_such_model.onnx"))
     assert w.open_photo(str(studio_scene[0]))
     qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from sss_studio.core.layers import sums_to_one
+from sss_studio.layers import sums_to_one
 from sss_studio.gui.qimage import qimage_to_array
 
 TIMEOUT = 60_000

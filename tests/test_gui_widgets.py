@@ -8,7 +8,7 @@ from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox
 
 from sss_studio.gui import settings as app_settings
-from sss_studio.gui.layer_panel import EYE, NAME
+from sss_studio.gui.panels.layers import EYE, NAME
 
 from gui_helpers import TIMEOUT, opened
 
@@ -158,7 +158,7 @@ def test_recent_files_and_drag_drop(qtbot, studio, studio_scene, tmp_path):
 
 
 def test_project_save_reopen_and_unsaved_prompt(qtbot, studio, studio_scene, tmp_path):
-    from sss_studio.core.layers import Recolour
+    from sss_studio.layers import Recolour
 
     w = opened(qtbot, studio, studio_scene)
     stack = w.doc.stack
@@ -194,24 +194,28 @@ def test_project_save_reopen_and_unsaved_prompt(qtbot, studio, studio_scene, tmp
 def test_weight_slider_mapping_and_debounce(qtbot, isolated_settings):
     from synthetic import quick_params
 
-    from sss_studio.gui.weights_panel import SPECS, WeightsPanel
+    from sss_studio.gui.document import Document
+    from sss_studio.gui.panels.weights import SPECS, WeightsPanel
 
     for spec in SPECS:
         for v in (spec.lo, spec.hi, (spec.lo * spec.hi) ** 0.5 if spec.log else (spec.lo + spec.hi) / 2):
             assert spec.from_slider(spec.to_slider(v)) == pytest.approx(v, rel=0.01)
     base = quick_params(layers=3)
-    panel = WeightsPanel(base)
+    doc = Document(base)
+    doc.set_photo("photo.png", np.zeros((8, 8, 3), np.float32))
+    panel = WeightsPanel(doc)
     qtbot.addWidget(panel)
     assert panel.params() == base  # the sliders reproduce the base values exactly
     got = []
-    panel.requested.connect(got.append)
+    doc.run_requested.connect(got.append)
     panel.set_value("semantic", 0.02)
     panel.set_value("semantic", 0.03)
     panel.set_value("layers", 4)
     assert got == []  # debounced while the sliders move
     qtbot.waitUntil(lambda: len(got) == 1, timeout=5000)
     assert got[0].weights.semantic == pytest.approx(0.03, rel=0.02) and got[0].layers == 4
-    panel.set_params(base)  # showing params does not ask for a run
+    assert doc.settings == got[0] and doc.params == base  # asked for; the layers' params stay
+    doc.request_ended()  # the run ended without new layers: the sliders show the params again
     qtbot.wait(50)
     assert len(got) == 1 and panel.params() == base
 
@@ -233,7 +237,7 @@ def test_working_size_and_solver_menu(qtbot, studio, studio_scene):
 
 
 def test_solver_change_uses_the_mode_preset(qtbot, studio, monkeypatch):
-    from sss_studio.core.pipeline import SegmenterParams
+    from sss_studio.segmentation.pipeline import SegmenterParams
 
     w = studio()  # no photo: the choice is only remembered
     w.weights_panel.set_value("layers", 4)
@@ -247,7 +251,7 @@ def test_solver_change_uses_the_mode_preset(qtbot, studio, monkeypatch):
 
 
 def test_solver_change_takes_the_new_modes_working_size_unless_the_user_chose_one(qtbot, studio):
-    from sss_studio.core.pipeline import SegmenterParams
+    from sss_studio.segmentation.pipeline import SegmenterParams
 
     fast_px = SegmenterParams.for_mode("fast").working_pixels
     ref_px = SegmenterParams.for_mode("reference").working_pixels

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sss_studio.core.guided_filter import guided_filter_coefficients, guided_upsample
+from sss_studio.segmentation.guided_filter import guided_filter_coefficients, guided_upsample
 
 
 def _photo(h, w, seed=0):

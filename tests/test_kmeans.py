@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sss_studio.core import kmeans as K
+from sss_studio.segmentation import kmeans as K
 
 
 def _blobs(seed=0, n=3000, k=4):

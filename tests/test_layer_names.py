@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sss_studio.core.layer_names import layer_class_shares, name_layers, readable
+from sss_studio.segmentation.layer_names import layer_class_shares, name_layers, readable
 
 NAMES = ["ade20k:other", "ade20k:sky", "ade20k:tree", "ade20k:windowpane",
          "pascal:background", "pascal:person", "pascal:pottedplant"]
@@ -65,8 +65,8 @@ def test_weak_or_mismatched_probabilities_keep_numbered_names():
 
 def test_bundled_model_names_the_layers_of_a_photo():
     """End to end with the shipped model: the Segmenter's layers come back named."""
-    from sss_studio.core.features import EmbeddingModel, default_model_path
-    from sss_studio.core.pipeline import Segmenter, SegmenterParams
+    from sss_studio.segmentation.embedding import EmbeddingModel, default_model_path
+    from sss_studio.segmentation.pipeline import Segmenter, SegmenterParams
     from sss_studio.io.image import load_image
 
     path = default_model_path()

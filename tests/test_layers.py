@@ -5,7 +5,7 @@ import colorsys
 import numpy as np
 import pytest
 
-from sss_studio.core.layers import (
+from sss_studio.layers import (
     Layer,
     LayerStack,
     Recolour,
@@ -153,7 +153,7 @@ def test_serialisation_round_trip():
 
 
 def test_render_view_modes(stack):
-    from sss_studio.core.layers import render_view
+    from sss_studio.layers import render_view
 
     for mode in ("overlay", "layer", "photo"):
         out = render_view(stack, mode, 0.5, [2])

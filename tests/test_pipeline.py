@@ -3,9 +3,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sss_studio.core.affinity import AffinityWeights
-from sss_studio.core.cancel import Cancelled
-from sss_studio.core.pipeline import Segmenter, SegmenterParams
+from sss_studio.segmentation.affinity import AffinityWeights
+from sss_studio.segmentation.cancel import Cancelled
+from sss_studio.segmentation.pipeline import Segmenter, SegmenterParams
 
 from synthetic import best_match_errors, quick_params, soft_regions
 
@@ -150,7 +150,7 @@ def test_fast_mode_weight_change_keeps_the_layers_identity(scene):
     first = seg.run()
     second = seg.run(replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.2)))
     assert "soft segments" in second.timings
-    assert "warm Rayleigh-Ritz" in seg._last_basis.info["timings"]
+    assert "warm Rayleigh-Ritz" in seg.cached("eigenvectors").info["timings"]
     assert np.abs(second.alphas.sum(axis=0) - 1).max() <= 1e-3
     for a, b in zip(first.alphas, second.alphas):   # same order, no matching
         assert np.abs(a - b).mean() <= 0.02

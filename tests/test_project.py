@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from sss_studio.core.layers import Layer, Recolour
+from sss_studio.layers import Layer, Recolour
 from sss_studio.io.project import ProjectData, ProjectError, load_project, save_project
 
 

@@ -1,2 +1,2 @@
-"""The studio: a PySide6 editor for soft layers (no numerics here; see core.layers)."""
-
+"""The studio: a PySide6 editor for soft layers (Qt only; the numerics are in
+``segmentation`` and ``layers``)."""

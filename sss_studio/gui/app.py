@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from ..core.pipeline import DEFAULT_MODE, SegmenterParams
+from ..segmentation.params import DEFAULT_MODE, SegmenterParams
 
 
 def _ensure_platform() -> None:
@@ -56,7 +56,7 @@ def run_app(
     app = make_application()
     from PySide6.QtCore import QTimer
 
-    from .engine import FeatureSource
+    from ..segmentation.sources import FeatureSource
     from .main_window import MainWindow
 
     from . import settings as app_settings

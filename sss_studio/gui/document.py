@@ -1,8 +1,13 @@
 """The open document: photo, layer stack, selection, parameters and undo stack.
 
 Every edit goes through :meth:`Document.edit`, which snapshots the stack before and
-after and pushes one undoable command; views listen to ``changed`` and
+after and pushes one undoable command (alphas are shared, never copied, so undo
+restores exactly the previous state); views listen to ``changed`` and
 ``selection_changed``.
+
+The document owns the parameters: ``params`` (those of the layers shown) and, while a
+run for new ones is pending, ``requested``. Panels show ``settings`` (the one or the
+other) and write through ``request``; ``params_changed`` tells them to re-read.
 """
 
 from __future__ import annotations
@@ -12,22 +17,24 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from ..core.layers import LayerStack, Recolour, StackState
-from ..core.pipeline import SegmenterParams
-from .commands import StackEditCommand
+from ..layers.recolour import Recolour
+from ..layers.stack import LayerStack, StackState
+from ..segmentation.params import SegmenterParams
 
 
 class Document(QObject):
     photo_changed = Signal()          # a new photo (layers may not have arrived yet)
     changed = Signal()                # layers or edits changed
     selection_changed = Signal()
-    params_changed = Signal()         # the parameters behind the shown layers
+    params_changed = Signal()         # ``settings`` changed (shown layers' params or a request)
+    run_requested = Signal(object)    # SegmenterParams: run with these (a photo is open)
 
     def __init__(self, params: SegmenterParams, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self.params = params
+        self.params = params                          # of the layers shown
+        self.requested: Optional[SegmenterParams] = None   # of the run asked for, until it ends
         self.photo_path: Optional[str] = None
         self.image: Optional[np.ndarray] = None
         self.stack: Optional[LayerStack] = None
@@ -46,7 +53,35 @@ class Document(QObject):
     def is_modified(self) -> bool:
         return not self.undo_stack.isClean()
 
+    @property
+    def settings(self) -> SegmenterParams:
+        """What the controls show: the pending request's parameters, else the layers'."""
+        return self.requested if self.requested is not None else self.params
+
+    def set_params(self, params: SegmenterParams) -> None:
+        if params != self.params:
+            self.params = params
+            self.params_changed.emit()
+
+    def request(self, params: SegmenterParams) -> None:
+        """Ask for a run with ``params`` (only remembered while no photo is open)."""
+        if self.image is None:
+            self.requested = None
+            self.params = params
+            self.params_changed.emit()
+            return
+        self.requested = params
+        self.params_changed.emit()
+        self.run_requested.emit(params)
+
+    def request_ended(self) -> None:
+        """The requested run finished, failed or was cancelled: show the layers' params."""
+        if self.requested is not None:
+            self.requested = None
+            self.params_changed.emit()
+
     def set_photo(self, path: Optional[str], image: Optional[np.ndarray]) -> None:
+        self.requested = None
         self.photo_path = path
         self.image = image
         self.stack = None
@@ -63,6 +98,7 @@ class Document(QObject):
         self.stack = stack
         if params is not None:
             self.params = params
+        self.requested = None
         self.selection = []
         self._solo_saved = None
         self.undo_stack.clear()
@@ -86,9 +122,8 @@ class Document(QObject):
             self._solo_saved = None
         n = len(self.stack)
         self.selection = sorted({int(i) for i in selection if 0 <= int(i) < n})
-        if params is not None and params != self.params:
-            self.params = params
-            self.params_changed.emit()
+        if params is not None:
+            self.set_params(params)
         self.changed.emit()
         self.selection_changed.emit()
 
@@ -176,3 +211,43 @@ class Document(QObject):
         fresh = self.stack.with_new_alphas(alphas, names)
         text = f"Apply weights ({alphas.shape[0]} layers)"
         return self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
+
+
+_MERGEABLE_ID = 1001
+
+
+class StackEditCommand(QUndoCommand):
+    def __init__(
+        self,
+        doc: "Document",
+        text: str,
+        before: StackState,
+        after: StackState,
+        selection_before: Sequence[int],
+        selection_after: Sequence[int],
+        params_before: Optional[SegmenterParams] = None,
+        params_after: Optional[SegmenterParams] = None,
+        merge_key: Optional[tuple] = None,
+    ):
+        super().__init__(text)
+        self.doc = doc
+        self.before, self.after = before, after
+        self.sel_before, self.sel_after = list(selection_before), list(selection_after)
+        self.params_before, self.params_after = params_before, params_after
+        self.merge_key = merge_key
+
+    def id(self) -> int:  # noqa: A003 (Qt's name)
+        return _MERGEABLE_ID if self.merge_key is not None else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802
+        if not isinstance(other, StackEditCommand) or other.merge_key != self.merge_key:
+            return False
+        self.after = other.after
+        self.sel_after = other.sel_after
+        return True
+
+    def redo(self) -> None:
+        self.doc.apply_state(self.after, self.params_after, self.sel_after)
+
+    def undo(self) -> None:
+        self.doc.apply_state(self.before, self.params_before, self.sel_before)

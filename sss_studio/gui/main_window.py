@@ -8,30 +8,29 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from ..core.affinity import AffinityWeights
-from ..core.layers import Layer, LayerStack, StackState, default_colour, render_view
-from ..core.pipeline import SegmenterParams
 from ..io.image import ImageLoadError, load_image
+from ..io.params_dict import params_from_dict, params_to_dict
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
+from ..layers.render import render_view
+from ..layers.stack import Layer, LayerStack, StackState, default_colour
+from ..segmentation.params import SegmenterParams
+from ..segmentation.sources import FeatureSource
 from . import settings as app_settings
 from .canvas import Canvas
 from .document import Document
-from .engine import FeatureSource
-from .layer_panel import LayerPanel
-from .menus import build_menus
+from .file_filters import PROJECT_FILTER
+from .menus import Actions, build_menus
+from .panels.layers import LayerPanel
+from .panels.recolour import RecolourPanel
+from .panels.weights import WeightsPanel
 from .qimage import to_qimage
-from .recolour_panel import RecolourPanel
 from .status import StudioStatusBar
-from .tasks import Task
-from .weights_panel import WeightsPanel
-from .worker import Outcome, Request, SegmentationWorker
+from .worker import Outcome, Request, SegmentationWorker, Worker
 
 APP_TITLE = "SSS Studio"
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
-PROJECT_FILTER = f"SSS Studio projects (*{PROJECT_SUFFIX})"
 PREVIEW_PIXELS = 2_500_000     # larger photos are rendered on screen from a downscaled copy
 
 
@@ -49,7 +48,7 @@ class MainWindow(QMainWindow):
         self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
         self.view_mode = "overlay"
         self.opacity = 0.5
-        self._tasks: list[Task] = []
+        self._tasks: list[Worker] = []
         self._preview: Optional[LayerStack] = None
         self._preview_source: Optional[tuple] = None
 
@@ -59,7 +58,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.layer_panel = LayerPanel(self.doc)
         self.recolour_panel = RecolourPanel(self.doc)
-        self.weights_panel = WeightsPanel(self.doc.params)
+        self.weights_panel = WeightsPanel(self.doc)
         self.status = StudioStatusBar(self)
         self.setStatusBar(self.status)
         self.layers_dock = self._dock("Layers", self.layer_panel, "layers_dock")
@@ -67,7 +66,10 @@ class MainWindow(QMainWindow):
         self.weights_dock = self._dock("Affinity weights", self.weights_panel, "weights_dock")
         self.tabifyDockWidget(self.recolour_dock, self.weights_dock)
         self.recolour_dock.raise_()
-        self.actions_ = build_menus(self)
+        # Set by build_menus: the Segment menu's working-size and solver choices.
+        self.size_actions: dict[int, QAction] = {}
+        self.solver_actions: dict[str, QAction] = {}
+        self.actions_: Actions = build_menus(self)
 
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -78,13 +80,12 @@ class MainWindow(QMainWindow):
         self.doc.selection_changed.connect(self.schedule_render)
         self.doc.selection_changed.connect(self._update_actions)
         self.doc.changed.connect(self._update_actions)
-        self.doc.params_changed.connect(lambda: self.weights_panel.set_params(self.doc.params))
+        self.doc.run_requested.connect(self._submit)
         self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self.canvas.hovered.connect(self._hover)
         self.canvas.hover_left.connect(lambda: self.status.hover.setText(""))
         self.canvas.clicked.connect(self._click)
         self.layer_panel.merge_requested.connect(self.merge_selected)
-        self.weights_panel.requested.connect(self.request_rerun)
         self.status.cancel_clicked.connect(self.cancel_run)
         self.worker.started.connect(self._run_started)
         self.worker.progress.connect(self._run_progress)
@@ -211,16 +212,16 @@ class MainWindow(QMainWindow):
 
     # -- running the engine ------------------------------------------------------------
     def start_segmentation(self, kind: str = "open") -> None:
+        """Run on the open photo: a new photo with the document's parameters, a re-run
+        (Segment › Run) with the sliders' values."""
         if self.doc.image is None:
             return
-        self.worker.submit(kind, self.doc.image, self.weights_panel.params() if kind == "rerun" else self.doc.params)
+        self.doc.request(self.weights_panel.params() if kind == "rerun" else self.doc.params)
 
-    def request_rerun(self, params: SegmenterParams) -> None:
-        """The sliders moved: re-run with their values (the layers shown stay until then)."""
-        if self.doc.image is None:
-            self.doc.params = params
-            return
-        self.worker.submit("rerun", self.doc.image, params)
+    def _submit(self, params: SegmenterParams) -> None:
+        """The document asked for a run (the layers shown stay until it ends)."""
+        if self.doc.image is not None:
+            self.worker.submit("rerun" if self.doc.has_layers else "open", self.doc.image, params)
 
     def set_quality(self, mode: Optional[str] = None, working_pixels: Optional[int] = None) -> None:
         """Change the solver or the working size; re-runs when a photo is open."""
@@ -235,12 +236,8 @@ class MainWindow(QMainWindow):
             p = SegmenterParams.for_mode(mode, weights=p.weights, layers=p.layers, working_pixels=pixels, seed=p.seed)
         if working_pixels is not None:
             p = replace(p, working_pixels=int(working_pixels))
-        self.weights_panel.set_base(p)
         app_settings.save_quality(p.mode, p.working_pixels)
-        if self.doc.image is None:
-            self.doc.params = p
-            return
-        self.worker.submit("rerun" if self.doc.has_layers else "open", self.doc.image, p)
+        self.doc.request(p)
 
     def cancel_run(self) -> None:
         self.worker.cancel()
@@ -257,6 +254,7 @@ class MainWindow(QMainWindow):
         if not busy:
             self.status.set_running(False)
             self.weights_panel.status.setText("")
+            self.doc.request_ended()
             self.idle.emit()
 
     def _run_finished(self, outcome: Outcome) -> None:
@@ -270,20 +268,17 @@ class MainWindow(QMainWindow):
             self.doc.set_layers(LayerStack(self.doc.image, result.alphas, _named_layers(result.layer_names)), req.params)
             self.status.showMessage(f"{result.layer_count} layers. Click a region to select its layer.", 8000)
         elif self.doc.stack.has_alphas(result.alphas):
-            self.doc.params = req.params
+            self.doc.set_params(req.params)
             self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
             self.doc.apply_new_layers(result.alphas, req.params, result.layer_names)
             self.status.showMessage(f"New settings applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
-        self.weights_panel.set_params(self.doc.params)
 
     def _run_failed(self, outcome: Outcome) -> None:
         self.status.set_provider(outcome.note)
-        self.weights_panel.set_params(self.doc.params)
         self.show_error("Segmentation failed", f"{outcome.error}. The document is unchanged.")
 
     def _run_cancelled(self, _outcome: Outcome) -> None:
-        self.weights_panel.set_params(self.doc.params)
         kept = "kept the previous layers" if self.doc.has_layers else "no layers yet (Segment › Run to start again)"
         self.status.showMessage(f"Cancelled: {kept}.", 8000)
 
@@ -336,7 +331,11 @@ class MainWindow(QMainWindow):
             return False
         try:
             data = load_project(path)
+            params = params_from_dict(data.settings, self.doc.params)
             image = load_image(data.photo_path)
+        except ValueError as e:
+            self.show_error("Cannot open the project", f"{path}: damaged settings ({e})")
+            return False
         except ProjectError as e:
             self.show_error("Cannot open the project", str(e))
             return False
@@ -352,7 +351,7 @@ class MainWindow(QMainWindow):
             return False
         self.worker.cancel()
         self.doc.set_photo(data.photo_path, image)
-        self.doc.set_layers(LayerStack(image, data.alphas, data.layers), self._params_from_settings(data.settings))
+        self.doc.set_layers(LayerStack(image, data.alphas, data.layers), params)
         self.doc.project_path = str(Path(path).resolve())
         self.status.set_timings({})
         self.canvas.set_image(to_qimage(image), fit=True)
@@ -362,27 +361,8 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Opened project {Path(path).name}: {len(data.layers)} layers.", 8000)
         return True
 
-    def _params_from_settings(self, s: dict) -> SegmenterParams:
-        p = self.doc.params
-        try:
-            w = s.get("weights") or {}
-            known = {k: float(v) for k, v in w.items() if k in AffinityWeights.__dataclass_fields__}
-            p = replace(p, weights=replace(p.weights, **known))
-            if "layers" in s:
-                p = replace(p, layers=int(s["layers"]))
-        except (TypeError, ValueError):
-            pass
-        return p
-
     def project_settings(self) -> dict:
-        p = self.doc.params
-        return {
-            "mode": p.mode,
-            "layers": p.layers,
-            "working_pixels": p.working_pixels,
-            "seed": p.seed,
-            "weights": {k: getattr(p.weights, k) for k in AffinityWeights.__dataclass_fields__},
-        }
+        return params_to_dict(self.doc.params)
 
     def save_project(self, path: str) -> bool:
         stack = self.doc.stack
@@ -457,7 +437,7 @@ class MainWindow(QMainWindow):
         self._run_task(work, (ExportError, OSError), f"Exporting PNG stack to {folder}…", "Export PNG stack failed")
 
     def _run_task(self, fn, errors, message: str, error_title: str) -> None:
-        task = Task(fn, errors, self)
+        task = Worker(lambda _w: fn(), errors, parent=self)
         self._tasks.append(task)
         self.status.showMessage(message)
 
@@ -475,8 +455,8 @@ class MainWindow(QMainWindow):
             self.show_error(error_title, msg)
             self.export_finished.emit(False, msg)
 
-        task.succeeded.connect(ok)
-        task.failed.connect(fail)
+        task.returned.connect(ok)
+        task.errored.connect(fail)
         task.start()
 
     def _set_title(self, name: str) -> None:
@@ -522,6 +502,6 @@ class MainWindow(QMainWindow):
                 self.resize(min(1280, r.width()), min(820, r.height()))
 
 
-def _named_layers(names: Optional[list[str]]) -> Optional[list[Layer]]:
-    """Layer records named by the model's class head (None: numbered names)."""
-    return [Layer(n, default_colour(k)) for k, n in enumerate(names)] if names else None
+def _named_layers(names: list[str]) -> list[Layer]:
+    """Layer records with the run's names (the model's classes, else numbered)."""
+    return [Layer(n, default_colour(k)) for k, n in enumerate(names)]

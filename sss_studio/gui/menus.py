@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QSlider, QToolBar
 
 from . import settings as app_settings
+from .file_filters import PHOTO_FILTER, PROJECT_FILTER, PSD_FILTER
 from .resources import icon, sample_photos
 
 if TYPE_CHECKING:
@@ -57,22 +58,18 @@ def _action(w: "MainWindow", text: str, slot, shortcut=None, icon_name: str = ""
 
 def build_menus(w: "MainWindow") -> Actions:
     def open_dialog() -> None:
-        from .main_window import PHOTO_FILTER
-
         path, _ = QFileDialog.getOpenFileName(w, "Open photo", _last_dir(), PHOTO_FILTER)
         if path:
             w.open_photo(path)
 
     def open_project_dialog() -> None:
-        from .main_window import PROJECT_FILTER
-
         path, _ = QFileDialog.getOpenFileName(w, "Open project", _last_dir(), PROJECT_FILTER)
         if path:
             w.open_project(path)
 
     def export_psd_dialog() -> None:
         start = str(Path(w.doc.photo_path or "layers").with_suffix("")) + "_layers.psd"
-        path, _ = QFileDialog.getSaveFileName(w, "Export PSD", start, "Photoshop documents (*.psd)")
+        path, _ = QFileDialog.getSaveFileName(w, "Export PSD", start, PSD_FILTER)
         if path:
             w.export_psd(path)
 
@@ -205,7 +202,6 @@ def _quality_menus(w: "MainWindow", menu: QMenu) -> None:
     sizes = menu.addMenu("&Working size")
     solver = menu.addMenu("S&olver")
     size_group, solver_group = QActionGroup(w), QActionGroup(w)
-    w.size_actions, w.solver_actions = {}, {}
     for title, pixels in WORKING_SIZES:
         act = QAction(title, w, checkable=True)
         act.triggered.connect(lambda _c=False, p=pixels: w.set_quality(working_pixels=p))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -14,10 +14,6 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     h, w = rgb.shape[:2]
     img = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
     return img.copy()  # detach from the numpy buffer
-
-
-def to_pixmap(rgb: np.ndarray) -> QPixmap:
-    return QPixmap.fromImage(to_qimage(rgb))
 
 
 def qimage_to_array(img: QImage) -> np.ndarray:

@@ -1,25 +1,17 @@
-"""Where the bundled resources (icons, style sheet, sample photos) are."""
+"""The bundled resources (icons, style sheet, sample photos) as Qt needs them; where
+they are is ``sss_studio.bundled``'s business."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
+from ..bundled import bundled_dir
+
 
 def resources_dir() -> Path:
-    """resources/ beside the package (source tree) or inside a PyInstaller bundle."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    candidates = []
-    if frozen:
-        candidates.append(Path(frozen) / "resources")
-    candidates.append(Path(__file__).resolve().parents[2] / "resources")
-    candidates.append(Path(sys.prefix) / "share" / "sss_studio" / "resources")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return candidates[0]
+    return bundled_dir("resources")
 
 
 def icon(name: str) -> QIcon:

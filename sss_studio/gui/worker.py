@@ -1,8 +1,14 @@
-"""The background worker: runs the Segmenter off the GUI thread, one run at a time.
+"""Background work off the GUI thread.
 
-A new request cancels the running one (cooperatively, through the engine's cancel
+``Worker``: the one worker type. It runs a callable on its own thread and reports on
+the GUI thread exactly one of ``returned(result)``, ``errored(message)`` or
+``aborted()`` (cancelled), after Qt's own ``started``; ``progressed(stage, fraction)``
+on the way (the shape of superqt's WorkerBase). Exports use it directly.
+
+``SegmentationWorker``: segmentation requests, one run at a time, the newest wins. A
+new request cancels the running one (cooperatively, through the engine's cancel
 callback) and starts when it has stopped, without blocking the GUI thread; only the
-newest request's outcome is reported. Progress arrives as (request id, stage, fraction).
+newest request's outcome is reported.
 """
 
 from __future__ import annotations
@@ -10,14 +16,67 @@ from __future__ import annotations
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.cancel import Cancelled
-from ..core.pipeline import SegmentationResult, SegmenterParams
-from .engine import FeatureError, FeatureSource
+from ..segmentation.cancel import Cancelled
+from ..segmentation.params import SegmenterParams
+from ..segmentation.pipeline import SegmentationResult
+from ..segmentation.sources import FeatureError, FeatureSource
+
+
+class Worker(QThread):
+    progressed = Signal(str, float)
+    returned = Signal(object)
+    errored = Signal(str)
+    aborted = Signal()
+
+    def __init__(self, fn: Callable[["Worker"], Any], errors: tuple[type[BaseException], ...] = (),
+                 out_of_memory: str = "out of memory", parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self._fn = fn
+        self._errors = errors
+        self._out_of_memory = out_of_memory
+        self._cancel = threading.Event()
+        self.result: Any = None
+        self.error: Optional[str] = None
+        self.was_cancelled = False
+        self.finished.connect(self._report)
+
+    # -- called from the work function (its thread) -----------------------------------
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def report(self, stage: str, fraction: float) -> None:
+        self.progressed.emit(stage, float(fraction))
+
+    # -- called from the GUI thread -----------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> None:  # the worker thread
+        try:
+            self.result = self._fn(self)
+        except Cancelled:
+            self.was_cancelled = True
+        except self._errors as e:
+            self.error = str(e)
+        except MemoryError:
+            self.error = self._out_of_memory
+        except Exception as e:  # unexpected: reported, never a crash
+            traceback.print_exc()
+            self.error = f"{type(e).__name__}: {e}"
+
+    def _report(self) -> None:
+        if self.was_cancelled:
+            self.aborted.emit()
+        elif self.error is not None:
+            self.errored.emit(self.error)
+        else:
+            self.returned.emit(self.result)
+        self.deleteLater()
 
 
 @dataclass(frozen=True)
@@ -38,52 +97,6 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Job(QThread):
-    progressed = Signal(int, str, float)
-
-    def __init__(self, request: Request, worker: "SegmentationWorker"):
-        super().__init__()
-        self.request = request
-        self._worker = worker
-        self._cancel = threading.Event()
-        self.outcome = Outcome(request)
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def run(self) -> None:  # the worker thread
-        req = self.request
-        w = self._worker
-        try:
-            seg = w._segmenter
-            if seg is None or seg.image is not req.image:
-                self.progressed.emit(req.id, "preparing features", 0.0)
-                prepared = w.source.prepare(req.image, req.params, self.cancelled)
-                w._segmenter, w._note = prepared.segmenter, prepared.note
-                self.outcome.timings.update(prepared.timings)
-                seg = prepared.segmenter
-            self.outcome.note = w._note
-            result = seg.run(
-                req.params,
-                progress=lambda stage, frac: self.progressed.emit(req.id, stage, float(frac)),
-                cancel=self.cancelled,
-            )
-            self.outcome.timings.update(result.timings)
-            self.outcome.result = result
-        except Cancelled:
-            self.outcome.cancelled = True
-        except FeatureError as e:
-            self.outcome.error = str(e)
-        except MemoryError:
-            self.outcome.error = "out of memory: try a smaller working size"
-        except Exception as e:  # the run failed: report it, keep the document
-            traceback.print_exc()
-            self.outcome.error = f"{type(e).__name__}: {e}"
-
-
 class SegmentationWorker(QObject):
     started = Signal(object)            # Request
     progress = Signal(int, str, float)  # request id, stage, overall fraction
@@ -98,7 +111,8 @@ class SegmentationWorker(QObject):
         self._segmenter: Any = None     # touched only by the running job's thread
         self._note = ""
         self._next_id = 0
-        self._current: Optional[_Job] = None
+        self._current: Optional[Worker] = None
+        self._current_request: Optional[Request] = None
         self._pending: Optional[Request] = None
 
     # -- requests ---------------------------------------------------------------------
@@ -118,22 +132,13 @@ class SegmentationWorker(QObject):
         if self._current is not None:
             self._current.cancel()
 
-    def forget_photo(self) -> None:
-        """The next request sets up a new Segmenter (e.g. another photo was opened)."""
-        if self._current is None:
-            self._segmenter = None
-
     @property
     def busy(self) -> bool:
         return self._current is not None
 
     @property
     def running_request(self) -> Optional[Request]:
-        return None if self._current is None else self._current.request
-
-    @property
-    def latest_id(self) -> int:
-        return self._next_id
+        return self._current_request
 
     def shutdown(self, timeout_ms: int = -1) -> bool:
         """Cancel and wait for the running job (on close). True when it stopped."""
@@ -146,35 +151,53 @@ class SegmentationWorker(QObject):
         return bool(ok)
 
     # -- internals ----------------------------------------------------------------------
+    def _segment(self, req: Request, outcome: Outcome, job: Worker) -> None:
+        """The job's work, on its thread."""
+        seg = self._segmenter
+        if seg is None or seg.image is not req.image:
+            job.report("preparing features", 0.0)
+            prepared = self.source.prepare(req.image, req.params, job.is_cancelled)
+            self._segmenter, self._note = prepared.segmenter, prepared.note
+            outcome.timings.update(prepared.timings)
+            seg = prepared.segmenter
+        outcome.note = self._note
+        outcome.result = seg.run(req.params, progress=job.report, cancel=job.is_cancelled)
+        outcome.timings.update(outcome.result.timings)
+
     def _start_pending(self) -> None:
         req, self._pending = self._pending, None
         if req is None:
             self.busy_changed.emit(False)
             return
-        job = _Job(req, self)
+        outcome = Outcome(req)
+        job = Worker(lambda w: self._segment(req, outcome, w), (FeatureError,),
+                     "out of memory: try a smaller working size", self)
         job.progressed.connect(self._on_progress)
-        job.finished.connect(self._on_job_finished)
-        self._current = job
+        job.returned.connect(lambda _r: self._on_done(job, outcome))
+        job.errored.connect(lambda msg: self._on_done(job, outcome, error=msg))
+        job.aborted.connect(lambda: self._on_done(job, outcome, cancelled=True))
+        self._current, self._current_request = job, req
         self.busy_changed.emit(True)
         self.started.emit(req)
         job.start(QThread.Priority.LowPriority)
 
-    @Slot(int, str, float)
-    def _on_progress(self, rid: int, stage: str, frac: float) -> None:
-        if self._current is not None and self._current.request.id == rid and not self._current.cancelled():
-            self.progress.emit(rid, stage, frac)
+    @Slot(str, float)
+    def _on_progress(self, stage: str, frac: float) -> None:
+        # Queued from the job's thread: a cancelled or replaced job's late reports are dropped.
+        job = self.sender()
+        if job is not None and job is self._current and not self._current.is_cancelled():
+            assert self._current_request is not None
+            self.progress.emit(self._current_request.id, stage, frac)
 
-    @Slot()
-    def _on_job_finished(self) -> None:
-        job = self._current
-        if job is None:
+    def _on_done(self, job: Worker, outcome: Outcome, error: Optional[str] = None, cancelled: bool = False) -> None:
+        if self._current is not job:
             return
         job.wait()
-        self._current = None
-        outcome = job.outcome
-        job.deleteLater()
-        superseded = self._pending is not None
-        if not superseded:
+        self._current, self._current_request = None, None
+        outcome.error, outcome.cancelled = error, cancelled
+        if cancelled or error is not None:
+            outcome.result = None
+        if self._pending is None:  # not superseded
             if outcome.result is not None:
                 self.finished.emit(outcome)
             elif outcome.error is not None:

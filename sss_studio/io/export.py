@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..segmentation.layer_names import default_names
+
 
 class ExportError(Exception):
     """The export failed; the message says why in one line. Nothing half-written is left."""
@@ -69,10 +71,6 @@ def layer_palette(count: int) -> np.ndarray:
     return np.array(
         [colorsys.hsv_to_rgb((0.03 + i * 0.618034) % 1.0, 0.75, 0.95) for i in range(count)], np.float32
     )
-
-
-def default_names(count: int) -> list[str]:
-    return [f"Layer {i + 1}" for i in range(count)]
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:

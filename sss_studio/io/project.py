@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..core.layers import Layer
+from ..layers.stack import Layer
 from .export import ExportError, atomic_write
 
 __all__ = ["ProjectError", "ProjectData", "save_project", "load_project", "PROJECT_SUFFIX", "FORMAT_VERSION"]

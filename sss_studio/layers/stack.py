@@ -18,21 +18,12 @@ from typing import Iterable, Optional, Sequence
 import cv2
 import numpy as np
 
-__all__ = [
-    "Recolour",
-    "Layer",
-    "StackState",
-    "LayerStack",
-    "apply_recolour",
-    "rgb_to_hsv",
-    "hsv_to_rgb",
-    "checkerboard",
-    "default_colour",
-    "PALETTE",
-    "VIEW_MODES",
-    "render_view",
-    "sums_to_one",
-]
+from ..resize import resize
+from ..segmentation.layer_names import default_name
+from .recolour import Recolour, apply_recolour
+from .render import checkerboard
+
+__all__ = ["Layer", "StackState", "LayerStack", "default_colour", "PALETTE", "sums_to_one"]
 
 # Swatch colours (0–255 RGB), distinct on photos; cycled for more layers.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -50,56 +41,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (128, 128, 255),
 )
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
 
 def default_colour(index: int) -> tuple[int, int, int]:
     return PALETTE[index % len(PALETTE)]
-
-
-@dataclass(frozen=True)
-class Recolour:
-    """How a layer's pixels are changed; applied through the layer's soft alpha.
-
-    hue: shift in degrees; saturation, brightness: multipliers (1 = unchanged);
-    tint: an RGB colour (0–1) the layer is pulled towards with ``tint_strength``
-    (0–1), keeping each pixel's luminance.
-    """
-
-    hue: float = 0.0
-    saturation: float = 1.0
-    brightness: float = 1.0
-    tint: Optional[tuple[float, float, float]] = None
-    tint_strength: float = 0.0
-
-    @property
-    def is_identity(self) -> bool:
-        return (
-            self.hue % 360.0 == 0.0
-            and self.saturation == 1.0
-            and self.brightness == 1.0
-            and (self.tint is None or self.tint_strength == 0.0)
-        )
-
-    def to_dict(self) -> dict:
-        return {
-            "hue": self.hue,
-            "saturation": self.saturation,
-            "brightness": self.brightness,
-            "tint": None if self.tint is None else list(self.tint),
-            "tint_strength": self.tint_strength,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recolour":
-        tint = d.get("tint")
-        return cls(
-            hue=float(d.get("hue", 0.0)),
-            saturation=float(d.get("saturation", 1.0)),
-            brightness=float(d.get("brightness", 1.0)),
-            tint=None if tint is None else tuple(float(c) for c in tint),  # type: ignore[arg-type]
-            tint_strength=float(d.get("tint_strength", 0.0)),
-        )
 
 
 @dataclass(frozen=True)
@@ -135,72 +79,6 @@ class StackState:
     layers: tuple[Layer, ...]
 
 
-# -- colour maths --------------------------------------------------------------------
-
-
-def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """…×3 RGB in [0,1] → …×3 HSV with hue in [0,1)."""
-    rgb = np.asarray(rgb, np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    mx = rgb.max(axis=-1)
-    mn = rgb.min(axis=-1)
-    d = mx - mn
-    safe = np.where(d > 0, d, 1.0)
-    h = np.where(
-        mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
-    )
-    h = np.where(d > 0, h / 6.0, 0.0)
-    s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
-    return np.stack([h, s, mx], axis=-1).astype(np.float32)
-
-
-def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    h, s, v = hsv[..., 0] % 1.0, hsv[..., 1], hsv[..., 2]
-    i = np.floor(h * 6.0)
-    f = h * 6.0 - i
-    p = v * (1 - s)
-    q = v * (1 - s * f)
-    t = v * (1 - s * (1 - f))
-    i = i.astype(np.int32) % 6
-    r = np.choose(i, [v, q, p, p, t, v])
-    g = np.choose(i, [t, v, v, q, p, p])
-    b = np.choose(i, [p, p, t, v, v, q])
-    return np.stack([r, g, b], axis=-1).astype(np.float32)
-
-
-def apply_recolour(rgb: np.ndarray, rc: Recolour) -> np.ndarray:
-    """The layer's pixels after its recolour (the full photo, before the alpha)."""
-    out = np.asarray(rgb, np.float32)
-    if rc.hue % 360.0 != 0.0 or rc.saturation != 1.0 or rc.brightness != 1.0:
-        hsv = rgb_to_hsv(out)
-        hsv[..., 0] = (hsv[..., 0] + rc.hue / 360.0) % 1.0
-        hsv[..., 1] = np.clip(hsv[..., 1] * rc.saturation, 0.0, 1.0)
-        hsv[..., 2] = np.clip(hsv[..., 2] * rc.brightness, 0.0, 1.0)
-        out = hsv_to_rgb(hsv)
-    if rc.tint is not None and rc.tint_strength > 0.0:
-        tint = np.asarray(rc.tint, np.float32)
-        lum = out @ _LUMA
-        # The tint colour scaled so that the pixel keeps its luminance.
-        tinted = np.clip(lum[..., None] * (tint / max(float(tint @ _LUMA), 1e-3)), 0.0, 1.0)
-        out = out + np.float32(rc.tint_strength) * (tinted - out)
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def checkerboard(h: int, w: int, cell: int = 8, light: float = 0.8, dark: float = 0.6) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, light, dark).astype(np.float32)
-    return np.repeat(board[:, :, None], 3, axis=2)
-
-
-def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    if x.shape[:2] == (h, w):
-        return x
-    return cv2.resize(np.ascontiguousarray(x, np.float32), (w, h), interpolation=cv2.INTER_AREA)
-
-
-# -- the stack -----------------------------------------------------------------------
-
-
 class LayerStack:
     """The photo, its soft layers and their edit state."""
 
@@ -212,7 +90,7 @@ class LayerStack:
         if alphas.ndim != 3 or alphas.shape[1:] != image.shape[:2]:
             raise ValueError(f"alphas are {alphas.shape}, photo is {image.shape[:2]}: sizes must match")
         if layers is None:
-            layers = [Layer(f"Layer {k + 1}", default_colour(k)) for k in range(alphas.shape[0])]
+            layers = [Layer(default_name(k), default_colour(k)) for k in range(alphas.shape[0])]
         if len(layers) != alphas.shape[0]:
             raise ValueError(f"{len(layers)} layer records for {alphas.shape[0]} alphas")
         image.setflags(write=False)
@@ -327,10 +205,6 @@ class LayerStack:
     def visibility(self) -> list[bool]:
         return [l.visible for l in self._layers]
 
-    @property
-    def has_edits(self) -> bool:
-        return any(not l.recolour.is_identity for l in self._layers)
-
     # -- pixels -----------------------------------------------------------------------
     def layer_pixels(self, index: int) -> np.ndarray:
         """The photo as seen through layer ``index``'s recolour (H×W×3, before alpha)."""
@@ -426,8 +300,8 @@ class LayerStack:
         h, w = self.shape
         s = min(1.0, max_side / max(h, w))
         th, tw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-        pix = _resize(self.layer_pixels(index), th, tw)
-        a = _resize(self._alphas[index], th, tw)[:, :, None]
+        pix = resize(self.layer_pixels(index), th, tw)
+        a = resize(self._alphas[index], th, tw)[:, :, None]
         bg = checkerboard(th, tw, cell=max(2, max_side // 8))
         return np.clip(bg + a * (pix - bg), 0.0, 1.0)
 
@@ -439,8 +313,8 @@ class LayerStack:
             return self
         s = (max_pixels / (h * w)) ** 0.5
         sh, sw = max(1, int(h * s)), max(1, int(w * s))
-        image = np.clip(_resize(self.image, sh, sw), 0.0, 1.0)
-        alphas = np.stack([_resize(a, sh, sw) for a in self._alphas])
+        image = np.clip(resize(self.image, sh, sw), 0.0, 1.0)
+        alphas = np.stack([resize(a, sh, sw) for a in self._alphas])
         alphas /= np.maximum(alphas.sum(axis=0, keepdims=True), 1e-8)
         return LayerStack(image, alphas, self._layers)
 
@@ -448,43 +322,8 @@ class LayerStack:
     def with_new_alphas(self, alphas: np.ndarray, names: Optional[Sequence[str]] = None) -> "LayerStack":
         """A fresh stack on the same photo (e.g. a re-run with new weights)."""
         k = alphas.shape[0]
-        layers = [Layer(names[i] if names else f"Layer {i + 1}", default_colour(i)) for i in range(k)]
+        layers = [Layer(names[i] if names else default_name(i), default_colour(i)) for i in range(k)]
         return LayerStack(self.image, alphas, layers)
-
-
-VIEW_MODES = ("overlay", "layer", "photo")
-
-
-def render_view(
-    stack: LayerStack,
-    mode: str,
-    opacity: float,
-    selection: Sequence[int] = (),
-    dim_unselected: float = 0.5,
-    outline_colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
-) -> np.ndarray:
-    """What the canvas shows (H×W×3 in [0,1]).
-
-    overlay: the edited photo with the layers' colours over it; when layers are
-    selected, the others are dimmed and the selection is outlined.
-    layer: the selected layers (all visible ones if none) alone on a checkerboard.
-    photo: the edited photo (hidden layers show the checkerboard).
-    """
-    sel = [k for k in selection if 0 <= k < len(stack)]
-    if mode == "photo":
-        return stack.composite()
-    if mode == "layer":
-        idx = sel or [k for k, l in enumerate(stack.layers) if l.visible]
-        return stack.isolated(idx)
-    if mode != "overlay":
-        raise ValueError(f"unknown view mode {mode!r}; expected one of {VIEW_MODES}")
-    emphasis = None
-    if sel:
-        emphasis = [1.0 if k in sel else dim_unselected for k in range(len(stack))]
-    out = stack.overlay(stack.composite(), opacity, emphasis)
-    if sel:
-        out[stack.outline(sel)] = outline_colour
-    return out
 
 
 def sums_to_one(alphas: np.ndarray, atol: float = 1e-4) -> bool:

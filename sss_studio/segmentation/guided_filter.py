@@ -1,6 +1,6 @@
 """Guided filter (He et al.) with a colour guide, vectorised with OpenCV box filters.
 
-Used twice: to smooth the embedding edge-aware before PCA (ALGORITHM.md §1) and
+Used twice: to smooth the embedding edge-aware before PCA (features.py) and
 to bring layers computed at a working size back to full resolution.
 The filter is linear in the filtered signal and maps constants to themselves,
 so layers that sum to one still sum to one after it.

@@ -1,4 +1,4 @@
-"""Affinities and the Laplacian (ALGORITHM.md §3).
+"""Affinities and the Laplacian (the paper's three affinities).
 
 W = matting·W_matting + semantic·W_semantic + colour·W_colour,  L = diag(W·1) − W.
 ``AffinityWeights`` holds exactly the values the studio's sliders change.
@@ -7,28 +7,13 @@ Pixel indices are row-major (i = row·width + col).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 from scipy.special import erf
 
+from .params import AffinityWeights
 from .superpixels import Superpixels
-
-
-@dataclass(frozen=True)
-class AffinityWeights:
-    matting: float = 1.0
-    semantic: float = 0.01
-    colour: float = 0.01
-    semantic_cutoff: float = 0.15      # feature distance where attraction turns to repulsion
-    semantic_steepness: float = 20.0
-    colour_cutoff: float = 0.05        # mean-colour distance where the colour affinity halves
-    colour_steepness: float = 50.0
-    colour_radius: float = 0.2         # superpixel centroids closer than this (normalised coords)
-    colour_min: float = 1e-5           # colour affinities below this are dropped
-    matting_eps: float = 1e-7
 
 
 # 5×5 neighbourhood offsets, in increasing flat-index order for any width ≥ 5.

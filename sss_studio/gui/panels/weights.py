@@ -1,5 +1,6 @@
-"""Affinity-weight sliders and the number of layers. Moving them asks (debounced) for a
-re-run from the affinity stage; the panel never runs anything itself."""
+"""Affinity-weight sliders and the number of layers. They show the document's settings
+and, once they have rested, write the new ones to it as a request (a re-run from the
+affinity stage); the panel keeps no parameters of its own and runs nothing itself."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from ..core.affinity import AffinityWeights
-from ..core.pipeline import SegmenterParams
+from ...segmentation.params import AffinityWeights, SegmenterParams
+from ..document import Document
 
 DEBOUNCE_MS = 600
 STEPS = 1000
@@ -54,13 +55,11 @@ SPECS = (
 
 
 class WeightsPanel(QWidget):
-    """Emits ``requested(params)`` once the sliders have rested for DEBOUNCE_MS."""
+    """Calls ``doc.request(params)`` once the sliders have rested for DEBOUNCE_MS."""
 
-    requested = Signal(object)   # SegmenterParams
-
-    def __init__(self, params: SegmenterParams, parent: Optional[QWidget] = None):
+    def __init__(self, doc: Document, parent: Optional[QWidget] = None):
         super().__init__(parent)
-        self._params = params
+        self.doc = doc
         self._loading = False
         self.sliders: dict[str, QSlider] = {}
         self._labels: dict[str, QLabel] = {}
@@ -87,7 +86,8 @@ class WeightsPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._emit)
-        self.set_params(params)
+        doc.params_changed.connect(self.sync)
+        self.sync()
 
     def _row(self, name: str, lo: int, hi: int, tip: str) -> QWidget:
         w = QWidget()
@@ -108,9 +108,9 @@ class WeightsPanel(QWidget):
         return w
 
     # -- values -----------------------------------------------------------------------
-    def set_params(self, params: SegmenterParams) -> None:
-        """Show ``params`` without asking for a run."""
-        self._params = params
+    def sync(self) -> None:
+        """Show the document's settings without asking for a run."""
+        params = self.doc.settings
         self._loading = True
         try:
             for spec in SPECS:
@@ -121,20 +121,17 @@ class WeightsPanel(QWidget):
         self._update_labels()
         self._timer.stop()
 
-    def set_base(self, params: SegmenterParams) -> None:
-        """Parameters the sliders do not show (solver, working size) for later requests."""
-        self._params = replace(params, weights=self._params.weights, layers=self._params.layers)
-
     def params(self) -> SegmenterParams:
-        """The base parameters with the slider values."""
+        """The document's settings with the slider values."""
+        base_params = self.doc.settings
         values = {spec.field: spec.from_slider(self.sliders[spec.field].value()) for spec in SPECS}
         # A slider left where the base value sits keeps the exact base value.
         for spec in SPECS:
-            base = getattr(self._params.weights, spec.field)
+            base = getattr(base_params.weights, spec.field)
             if spec.to_slider(base) == self.sliders[spec.field].value():
                 values[spec.field] = base
-        weights: AffinityWeights = replace(self._params.weights, **values)
-        return replace(self._params, weights=weights, layers=int(self.sliders["layers"].value()))
+        weights: AffinityWeights = replace(base_params.weights, **values)
+        return replace(base_params, weights=weights, layers=int(self.sliders["layers"].value()))
 
     def set_value(self, name: str, value: float) -> None:
         """Move one slider to ``value`` (in parameter units), as a user would."""
@@ -169,5 +166,5 @@ class WeightsPanel(QWidget):
 
     def _emit(self) -> None:
         p = self.params()
-        if p != self._params:
-            self.requested.emit(p)
+        if p != self.doc.settings:
+            self.doc.request(p)

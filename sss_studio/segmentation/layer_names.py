@@ -11,10 +11,11 @@ set: a close call is no name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+
+from .params import NamingParams
 
 # Readable forms of the teachers' compact class names.
 _READABLE = {
@@ -25,14 +26,13 @@ _READABLE = {
 }
 
 
-@dataclass(frozen=True)
-class NamingParams:
-    object_share: float = 0.5   # mean probability an object class needs to name a layer
-    scene_share: float = 0.35   # … a scene / stuff class
-    # … and at least this many times the runner-up of its label set: the bundled model
-    # has no "cup", and a coffee cup came out 0.35 car, 0.27 floor; a guess that close
-    # is no name (a numbered layer is honest, a wrong name misleads).
-    margin: float = 1.5
+def default_name(index: int) -> str:
+    """The name of layer ``index`` (0-based) that no class owns: "Layer 1", "Layer 2", …"""
+    return f"Layer {index + 1}"
+
+
+def default_names(count: int) -> list[str]:
+    return [default_name(i) for i in range(count)]
 
 
 def readable(class_name: str) -> str:
@@ -64,7 +64,7 @@ def name_layers(
     """
     k = alphas.shape[0]
     if probs.shape[-1] != len(class_names) or not class_names:
-        return [f"Layer {i + 1}" for i in range(k)]
+        return default_names(k)
     if groups is None:
         groups = _default_groups(class_names)
     shares = layer_class_shares(alphas, probs)
@@ -74,7 +74,7 @@ def name_layers(
         name = _best(shares[i], object_set, class_names, params.object_share, params.margin)
         for g in scene_sets:
             name = name or _best(shares[i], g, class_names, params.scene_share, params.margin)
-        names.append(name or f"Layer {i + 1}")
+        names.append(name or default_name(i))
     return _unique(names)
 
 

@@ -1,4 +1,4 @@
-"""Superpixels (SLIC), their adjacency and per-superpixel statistics (ALGORITHM.md §2)."""
+"""Superpixels (SLIC0), their adjacency and per-superpixel statistics."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.segmentation import slic
 
-
-@dataclass(frozen=True)
-class SuperpixelParams:
-    n_segments: int = 2500
-    compactness: float = 0.1   # SLIC0 adapts compactness per superpixel; this is its start value
-    slic_zero: bool = True     # the reference uses SLIC0
+from .params import SuperpixelParams
 
 
 @dataclass

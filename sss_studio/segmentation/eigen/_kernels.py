@@ -1,6 +1,6 @@
 """Sparse × dense-block products with numba: scipy's CSR × (N×k) runs one column at a
 time without SIMD; this kernel streams each row's nonzeros once for all k columns
-(6× faster for k = 100 at 640×480, PERFORMANCE.md: "one product ≈ 0.16 s").
+(docs/solver.md has the measurements).
 Falls back to scipy if numba is missing.
 """
 

@@ -1,57 +1,21 @@
-"""From eigenvectors to soft layers (ALGORITHM.md §5–7).
+"""From eigenvectors to soft layers (the paper's sparsification, docs/solver.md).
 
 constrained_sparsify: 40 sparse soft segments in the span of the eigenvectors.
-group_segments: k-means on their mean features → K layers.
+assign_segments: k-means on their mean features → K layers.
 relaxed_sparsify: per-pixel sparsity refinement on the full Laplacian.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from skimage.filters import farid_h, farid_v
 
-from .cancel import CancelFn, Cancelled, ProgressFn, check, report
+from .cancel import CancelFn, ProgressFn, check, report
+from .eigen._kernels import spmm
 from .kmeans import kmeans
-from .sparse_ops import spmm
-
-
-@dataclass(frozen=True)
-class ConstrainedParams:
-    components: int = 40
-    iterations: int = 40
-    sparsity: float = 0.8          # γ
-    drop_threshold: float = 0.1    # components with max|α| ≤ this are dropped …
-    drop_every: int = 10           # … after iterations 11, 21, 31
-    pixel_stride: int = 1          # Gram statistics on every n-th pixel per axis (1 = all)
-    gram_dtype: str = "float64"    # "float32" halves the cost of the Gram products
-    tol: float = 0.0               # stop once max|Δα| on the sampled pixels < tol (after the last drop)
-    eigenvectors: int = 0          # use only the first n eigenvectors (0 = all given)
-    # After a weight change: start from the previous soft segments (not the one-hot
-    # k-means) and run at most this many iterations, no drops (0 = always from scratch).
-    warm_iterations: int = 0
-
-
-@dataclass(frozen=True)
-class GroupingParams:
-    layers: int = 5
-    n_init: int = 10   # restarts make the grouping independent of the seed (PERFORMANCE.md §3)
-
-
-@dataclass(frozen=True)
-class RelaxedParams:
-    iterations: int = 20
-    delta: float = 100.0        # soft sum-to-one weight
-    cg_tol: float = 1e-6
-    cg_iterations: int = 100
-    final_cg_iterations: int = 1000
-    # "jacobi" (the reference's diagonal) or "pixel_block": the exact inverse of each
-    # pixel's K×K block diag(d) + δ·11ᵀ (Sherman–Morrison), which also captures the
-    # strong sum-to-one coupling δ = 100 that plain Jacobi ignores.
-    preconditioner: str = "jacobi"
+from .params import ConstrainedParams, GroupingParams, RelaxedParams
 
 
 _THR = 1e-10
@@ -202,8 +166,8 @@ def _drop(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def assign_segments(
-    segments: np.ndarray, features: np.ndarray, params: GroupingParams = GroupingParams(), seed: int = 0,
-    previous: np.ndarray | None = None,
+    segments: np.ndarray, features: np.ndarray, layers: int, params: GroupingParams = GroupingParams(),
+    seed: int = 0, previous: np.ndarray | None = None,
 ) -> np.ndarray:
     """Layer index of each soft segment: k-means on their α-weighted mean features, layer
     0 the largest (stable naming across runs).
@@ -218,7 +182,7 @@ def assign_segments(
     weight = np.maximum(segments, 0.0)
     mass = weight.sum(axis=0)
     mean_feat = (weight.T @ f) / np.maximum(mass, 1e-12)[:, None]
-    k = min(params.layers, segments.shape[1])
+    k = min(layers, segments.shape[1])
     if previous is not None and len(previous) == len(mean_feat) and set(np.unique(previous)) == set(range(k)):
         init = np.stack([mean_feat[previous == j].mean(axis=0) for j in range(k)])
         labels, _ = kmeans(mean_feat, k, seed=seed, init=init)
@@ -233,11 +197,12 @@ def assign_segments(
 
 
 def group_segments(
-    segments: np.ndarray, features: np.ndarray, params: GroupingParams = GroupingParams(), seed: int = 0
+    segments: np.ndarray, features: np.ndarray, layers: int, params: GroupingParams = GroupingParams(),
+    seed: int = 0,
 ) -> np.ndarray:
     """Sum soft segments whose mean features fall in the same k-means group → N×K
     (``assign_segments``)."""
-    return layers_from_assignment(segments, assign_segments(segments, features, params, seed))
+    return layers_from_assignment(segments, assign_segments(segments, features, layers, params, seed))
 
 
 def layers_from_assignment(segments: np.ndarray, assignment: np.ndarray) -> np.ndarray:
@@ -311,22 +276,11 @@ def relaxed_sparsify(
     return x
 
 
-def normalise_layers(layers: np.ndarray, clip: bool = True) -> np.ndarray:
-    """Make N×K (or K×…) layers sum to exactly one: clip to [0, 1] then divide by the sum
-    (``clip=False``: spread the residual evenly, keeping values as they are otherwise)."""
-    x = np.asarray(layers, np.float64)
-    if clip:
-        x = np.clip(x, 0.0, 1.0)
-        s = x.sum(axis=-1, keepdims=True)
-        flat = s[..., 0] <= 1e-12
-        x = np.where(flat[..., None], 1.0 / x.shape[-1], x / np.maximum(s, 1e-12))
-        return x
-    return x + (1.0 - x.sum(axis=-1, keepdims=True)) / x.shape[-1]
-
-
 def normalise_planes_inplace(x: np.ndarray, clip: bool = True, band_rows: int = 256) -> np.ndarray:
-    """``normalise_layers`` for K×H×W float32 planes, in place and in bands of rows: at
-    12 MP the float64 copy of the general version costs seconds and gigabytes."""
+    """Make K×H×W float32 planes sum to exactly one, in place and in bands of rows (at
+    12 MP a float64 copy costs seconds and gigabytes): clip to [0, 1] then divide by
+    the sum (an all-zero pixel gets 1/K each), or with ``clip=False`` spread the
+    residual evenly."""
     k = x.shape[0]
     for y0 in range(0, x.shape[1], band_rows):
         b = x[:, y0:y0 + band_rows]

@@ -1,5 +1,5 @@
 """Recolour controls for the selected layers: hue shift, saturation, brightness and a
-tint colour. Each slider drag is one undo step; the maths is in core.layers."""
+tint colour. Each slider drag is one undo step; the maths is in layers.recolour."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.layers import Recolour
-from .document import Document
+from ...layers.recolour import Recolour
+from ..document import Document
 
 
 class RecolourPanel(QWidget):

@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document import Document
-from .qimage import to_qimage
-from .resources import icon
+from ..document import Document
+from ..qimage import to_qimage
+from ..resources import icon
 
 EYE, THUMB, NAME = 0, 1, 2
 THUMB_SIZE = 48

@@ -1,0 +1,28 @@
+"""The one locator of bundled files (the embedding model, icons, style sheet, sample
+photos): inside a PyInstaller bundle, else beside the package (a clone or an editable
+install), else under the environment's ``share/sss_studio``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def bundled_dir(name: str) -> Path:
+    """The folder ``name`` ("models", "resources") where it exists; the first candidate
+    otherwise (so that a message can name the place it was looked for)."""
+    candidates = []
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        candidates.append(Path(frozen) / name)
+    candidates.append(Path(__file__).resolve().parents[1] / name)
+    candidates.append(Path(sys.prefix) / "share" / "sss_studio" / name)
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return candidates[0]
+
+
+def bundled_file(name: str, *parts: str) -> Path:
+    """A file inside a bundled folder, e.g. ``bundled_file("models", "sss_embed.onnx")``."""
+    return bundled_dir(name).joinpath(*parts)

@@ -1,0 +1,1 @@
+"""The dock panels: layers, recolour, affinity weights."""
