@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import pathlib
 import platform
-import subprocess
 import time
-import tracemalloc
 from typing import Callable
 
 # Single-threaded BLAS before numpy loads: two OpenBLAS copies (numpy's and scipy's)
@@ -23,7 +21,9 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NU
 for _v in THREAD_VARS:
     os.environ.setdefault(_v, "1")
 
-import sss_studio  # noqa: E402,F401  (before numpy, as in the app: idle BLAS/OpenMP threads sleep)
+from sss_studio import _threads_env  # noqa: E402
+
+_threads_env.apply()  # before numpy, as the command does: idle BLAS/OpenMP threads sleep
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402

@@ -64,8 +64,11 @@ def _run_pipeline(_=None) -> dict:
 
 
 def _old_module(rev: str) -> types.ModuleType:
-    src = subprocess.run(["git", "show", f"{rev}:sss_studio/core/guided_filter.py"], cwd=C.REPO,
-                         capture_output=True, text=True, check=True).stdout
+    for path in ("sss_studio/segmentation/guided_filter.py", "sss_studio/core/guided_filter.py"):  # before the layout change
+        got = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=C.REPO, capture_output=True, text=True)
+        if got.returncode == 0:
+            break
+    src = got.stdout
     mod = types.ModuleType(f"guided_filter_{rev}")
     exec(compile(src, f"{rev}:guided_filter.py", "exec"), mod.__dict__)
     return mod

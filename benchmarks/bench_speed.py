@@ -138,7 +138,7 @@ def main() -> None:
     a = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
 
-    rows, stage_rows, quality = [], [], []
+    rows, stage_rows = [], []
     for size in sizes:
         for name in a.photos:
             if a.cached_only and not _cache_path(name, size).exists():

@@ -59,7 +59,7 @@ def dump() -> None:
         it.allocate_tensors()
         det = it.get_tensor_details()
 
-        def find(prefix):
+        def find(prefix, det=det):
             return [d for d in det if d["name"].startswith(prefix) and len(d["shape"]) == 4][0]
 
         fd, ld = find(fpre), find(lpre)

@@ -90,7 +90,6 @@ def studio_scene(tmp_path):
 def studio(qtbot, tmp_path, isolated_settings, studio_scene):
     """Factory: a shown MainWindow on fast params with synthetic features (and a gate)."""
     import cv2
-    import numpy as np
 
     from synthetic import quick_params
 

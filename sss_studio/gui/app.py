@@ -117,5 +117,4 @@ def run_app(
 
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    del window
     return exit_code["value"]

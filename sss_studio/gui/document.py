@@ -12,7 +12,6 @@ other) and write through ``request``; ``params_changed`` tells them to re-read.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
