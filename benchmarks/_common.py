@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: photos, features, thread control, quality figures.
 
 Features: until the studio's own embedding model exists, the benchmarks use the two
-DeepLab teachers (ALGORITHM.md §10: 2×256-D, L2-normalised per pixel, concatenated)
+DeepLab teachers (2×256-D, L2-normalised per pixel, concatenated)
 when their ONNX conversions are in ``.cache/teachers``; otherwise a classic
 descriptor (Lab colour + position + local colour statistics at three scales), so the
 scripts always run. ``features_kind`` says which one a run used.
@@ -16,7 +16,7 @@ import time
 from typing import Callable
 
 # Single-threaded BLAS before numpy loads: two OpenBLAS copies (numpy's and scipy's)
-# both threaded on a shared 2-core machine slow the solves 3–50× (PERFORMANCE.md).
+# both threaded on a shared 2-core machine slow the solves 3–50× (docs/solver.md).
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 for _v in THREAD_VARS:
     os.environ.setdefault(_v, "1")

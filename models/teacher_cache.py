@@ -3,7 +3,7 @@
 Per photo (resized so its longer side is ``CacheParams.side``, dims multiples
 of 4) we store, at stride 4 of that size:
 - ``feat``: the teachers' 256-D features, each L2-normalised per pixel
-  (ALGORITHM.md §10), projected on the top ``pca_dims`` axes of their uncentred
+  (as the paper's feature preprocessing does), projected on the top ``pca_dims`` axes of their uncentred
   second moment (so dot products, i.e. the teachers' cosine similarities, are
   kept) and concatenated, divided by sqrt(2) so a pixel's norm is about 1;
 - ``logits``: ADE20K-32 and PASCAL-21 logits (53 channels);

@@ -12,11 +12,10 @@ import os
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..bundled import bundled_file
-from ..resize import LINEAR, resize
+from ..resize import AREA, LINEAR, resize
 from .cancel import CancelFn, Cancelled, check
 from .params import EmbeddingParams
 
@@ -130,8 +129,7 @@ class EmbeddingModel:
         wh, ww = self._working_size(h, w)
         x = np.asarray(image, np.float32)
         if (wh, ww) != (h, w):
-            interp = cv2.INTER_AREA if wh < h else cv2.INTER_LINEAR
-            x = cv2.resize(x, (ww, wh), interpolation=interp)
+            x = resize(x, wh, ww, AREA if wh < h else LINEAR)
         x = np.ascontiguousarray(np.clip(x, 0.0, 1.0).transpose(2, 0, 1)[None])
         run_options = self._ort.RunOptions()
         done = threading.Event()

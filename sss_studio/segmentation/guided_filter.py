@@ -18,6 +18,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..resize import resize
+
 # Full-resolution rows per band in guided_upsample: the band's scratch planes
 # (one coefficient plane, three guide planes) stay a few MB even at 12 MP.
 BAND_ROWS = 64
@@ -156,7 +158,7 @@ def guided_upsample(
     h, w = src_small.shape[:2]
     squeeze = src_small.ndim == 2
     if guide_small is None:
-        guide_small = cv2.resize(guide_full, (w, h), interpolation=cv2.INTER_AREA)
+        guide_small = resize(guide_full, h, w)
     elif guide_small.shape[:2] != (h, w):
         raise ValueError(f"guide_small is {guide_small.shape[:2]}, expected {(h, w)}")
     A, B = _coefficients(guide_small, src_small, size, eps)
