@@ -130,7 +130,7 @@ def _fast_eigensolver(laplacian, params, seed, warm_start, cancel, progress, gui
         Lc = (Lc + Lc.T) * 0.5
         with _threads(params, start_level):
             if Lc.shape[0] <= params.dense_coarse:
-                _, X = sla.eigh(Lc.toarray(), subset_by_index=[0, kx - 1], driver="evr")
+                X = _lowest_eigenvectors(Lc.toarray(), kx)
             else:
                 # Too big for a dense eigh (n³): shift-invert Lanczos on the small sparse level.
                 import scipy.sparse.linalg as spla
@@ -179,6 +179,19 @@ def _fast_eigensolver(laplacian, params, seed, warm_start, cancel, progress, gui
     reached = float(res[np.argsort(np.abs(lam), kind="stable")[:k]].max() / scale)
     return _basis(X, lam, k, carried if carried is not None else reached,
                   {"timings": timings, "levels": list(zip(amg.sizes, amg.nnz)), "history": history})
+
+
+def _lowest_eigenvectors(A: np.ndarray, k: int) -> np.ndarray:
+    """The k lowest eigenvectors of a dense symmetric A. LAPACK's MRRR driver (evr) is
+    the fastest but can stop with "Internal Error" on tightly clustered eigenvalues
+    (the coarse problem of a black-and-white photo, R = G = B, on two BLAS threads);
+    bisection with inverse iteration (evx), then the full divide and conquer, do not."""
+    for driver in ("evr", "evx"):
+        try:
+            return sla.eigh(A, subset_by_index=[0, k - 1], driver=driver)[1]
+        except np.linalg.LinAlgError:
+            continue
+    return np.linalg.eigh(A)[1][:, :k]
 
 
 def _rayleigh_ritz_residuals(L: sp.csr_matrix, X: np.ndarray, orthonormal: bool = False):
