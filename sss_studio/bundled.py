@@ -1,10 +1,13 @@
 """The one locator of bundled files (the embedding model, icons, style sheet, sample
-photos): inside a PyInstaller bundle, else beside the package (a clone or an editable
-install), else under the environment's ``share/sss_studio``."""
+photos), wherever the program runs from: a PyInstaller bundle, an installed wheel
+(package data under ``sss_studio/_bundled/``, put there by setup.py's build hook), a
+clone or an editable install (the repository's top-level ``models/`` and
+``resources/``), or an environment's ``share/sss_studio``."""
 
 from __future__ import annotations
 
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 
@@ -15,6 +18,7 @@ def bundled_dir(name: str) -> Path:
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         candidates.append(Path(frozen) / name)
+    candidates.append(Path(str(files("sss_studio").joinpath("_bundled", name))))
     candidates.append(Path(__file__).resolve().parents[1] / name)
     candidates.append(Path(sys.prefix) / "share" / "sss_studio" / name)
     for c in candidates:

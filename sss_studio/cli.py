@@ -103,7 +103,7 @@ def gui_command(args: argparse.Namespace) -> int:
 
 def segment_command(args: argparse.Namespace) -> int:
     from .io.export import ExportError, ensure_folder, write_png_stack, write_psd
-    from .io.image import ImageLoadError, load_image
+    from .io.image import ImageLoadError, read_image
     from .io.params_dict import params_to_dict
     from .segmentation.cancel import Cancelled
     from .segmentation.features import check_feature_size
@@ -122,7 +122,7 @@ def segment_command(args: argparse.Namespace) -> int:
             ensure_folder(args.out)
         if args.psd:
             ensure_folder(Path(args.psd).resolve().parent)
-        image = load_image(args.photo)
+        image, info = read_image(args.photo)
     except (ImageLoadError, ExportError) as e:
         raise CliError(str(e)) from None
 
@@ -166,9 +166,9 @@ def segment_command(args: argparse.Namespace) -> int:
     names = result.layer_names
     try:
         if args.out:
-            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params))
+            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params), metadata=info.metadata)
         if args.psd:
-            write_psd(args.psd, image, result.alphas, names)
+            write_psd(args.psd, image, result.alphas, names, metadata=info.metadata)
     except ExportError as e:
         raise CliError(str(e)) from None
     if not args.quiet:

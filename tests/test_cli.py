@@ -47,7 +47,7 @@ def test_segment_writes_layers_and_psd(photo, tmp_path):
                    "--psd", psd, "--layers", "3", "--quiet")
     assert proc.returncode == 0, proc.stderr
     for k in (1, 2, 3):
-        assert (out / f"layer_{k}.png").exists() and (out / f"alpha_{k}.png").exists()
+        assert (out / f"0{k}_layer_{k}.png").exists() and (out / f"0{k}_layer_{k}_alpha.png").exists()
     assert (out / "preview.png").exists()
     with np.load(out / "layers.npz") as z:
         alphas = z["alphas"]

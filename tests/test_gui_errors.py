@@ -67,7 +67,7 @@ def test_export_to_unwritable_folder(qtbot, studio, studio_scene, tmp_path):
     with qtbot.waitSignal(w.export_finished, timeout=TIMEOUT) as sig:
         w.export_png_stack(str(tmp_path / "png"))
     assert sig.args[0] is True
-    assert len(list((tmp_path / "png").glob("layer_*.png"))) == 3
+    assert len(list((tmp_path / "png").glob("0?_*_alpha.png"))) == 3
 
 
 def test_new_request_cancels_the_running_one(qtbot, studio, studio_scene):

@@ -18,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from ..io.export import PhotoMetadata
 from ..layers.recolour import Recolour
 from ..layers.stack import LayerStack, StackState
 from ..segmentation.params import SegmenterParams
@@ -35,6 +36,7 @@ class Document(QObject):
         self.params = params                          # of the layers shown
         self.requested: Optional[SegmenterParams] = None   # of the run asked for, until it ends
         self.photo_path: Optional[str] = None
+        self.metadata = PhotoMetadata()               # the photo file's colour profile and resolution
         self.image: Optional[np.ndarray] = None
         self.stack: Optional[LayerStack] = None
         self.selection: list[int] = []
@@ -79,8 +81,10 @@ class Document(QObject):
             self.requested = None
             self.params_changed.emit()
 
-    def set_photo(self, path: Optional[str], image: Optional[np.ndarray]) -> None:
+    def set_photo(self, path: Optional[str], image: Optional[np.ndarray],
+                  metadata: PhotoMetadata = PhotoMetadata()) -> None:
         self.requested = None
+        self.metadata = metadata
         self.photo_path = path
         self.image = image
         self.stack = None

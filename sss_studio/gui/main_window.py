@@ -11,7 +11,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
-from ..io.image import ImageLoadError, load_image
+from ..io.image import ImageLoadError, read_image
 from ..io.params_dict import params_from_dict, params_to_dict
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
 from ..layers.render import render_view
@@ -311,14 +311,14 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard():
             return False
         try:
-            image = load_image(path)
+            image, info = read_image(path)
         except ImageLoadError as e:
             self.show_error("Cannot open the photo", str(e))
             return False
         except OSError as e:
             self.show_error("Cannot open the photo", f"{path}: {e.strerror or e}")
             return False
-        self.doc.set_photo(str(Path(path).resolve()), image)
+        self.doc.set_photo(str(Path(path).resolve()), image, info.metadata)
         self.status.set_timings({})
         self.canvas.set_image(to_qimage(image), fit=True)
         self._set_title(Path(path).name)
@@ -332,7 +332,7 @@ class MainWindow(QMainWindow):
         try:
             data = load_project(path)
             params = params_from_dict(data.settings, self.doc.params)
-            image = load_image(data.photo_path)
+            image, info = read_image(data.photo_path)
         except ValueError as e:
             self.show_error("Cannot open the project", f"{path}: damaged settings ({e})")
             return False
@@ -350,7 +350,7 @@ class MainWindow(QMainWindow):
             )
             return False
         self.worker.cancel()
-        self.doc.set_photo(data.photo_path, image)
+        self.doc.set_photo(data.photo_path, image, info.metadata)
         self.doc.set_layers(LayerStack(image, data.alphas, data.layers), params)
         self.doc.project_path = str(Path(path).resolve())
         self.status.set_timings({})
@@ -410,12 +410,13 @@ class MainWindow(QMainWindow):
         if not path.lower().endswith(".psd"):
             path += ".psd"
         image, state, order, names = self._export_inputs()
+        metadata = self.doc.metadata
 
         def work():
             snap = LayerStack(image, state.alphas, state.layers)  # its own recolour cache
             layer_images = snap.layer_images()[order]
             hidden = [not state.layers[k].visible for k in order]
-            return write_psd(path, image, state.alphas[order], names=names, layer_images=layer_images,
+            return write_psd(path, image, state.alphas[order], names=names, layer_images=layer_images, metadata=metadata,
                              hidden=hidden)
 
         self._run_task(work, (ExportError, OSError), f"Exporting {Path(path).name}…", "Export PSD failed")
@@ -427,11 +428,13 @@ class MainWindow(QMainWindow):
             return
         image, state, order, names = self._export_inputs()
         settings = self.project_settings()
+        metadata = self.doc.metadata
 
         def work():
             snap = LayerStack(image, state.alphas, state.layers)
             layer_images = snap.layer_images()[order]
-            write_png_stack(folder, image, state.alphas[order], names=names, layer_images=layer_images, params=settings)
+            write_png_stack(folder, image, state.alphas[order], names=names, layer_images=layer_images, params=settings,
+                            metadata=metadata)
             return folder
 
         self._run_task(work, (ExportError, OSError), f"Exporting PNG stack to {folder}…", "Export PNG stack failed")

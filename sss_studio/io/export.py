@@ -1,7 +1,9 @@
 """Writers for soft layers: a PNG stack (+ .npz) and a layered PSD.
 
 Every file is written under a temporary name in the target folder and renamed into
-place, so an interrupted or failing export never leaves a half-written file.
+place, so an interrupted or failing export never leaves a half-written file; the
+file then gets the permissions a normal save gives (the umask's, or those of the
+file it replaces). The photo's ICC profile and resolution go into the PNGs and the PSD.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 import colorsys
 import json
 import os
+import re
+import stat
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -24,6 +30,41 @@ class ExportError(Exception):
     """The export failed; the message says why in one line. Nothing half-written is left."""
 
 
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What an export carries over from the photo file."""
+
+    icc_profile: Optional[bytes] = None          # the embedded colour profile, as stored
+    dpi: Optional[tuple[float, float]] = None     # horizontal, vertical resolution
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask (Linux reads it without changing it; elsewhere set and restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _save_mode(target: Path) -> int:
+    """The mode a plain ``open(target, "w")`` would leave: the existing file's, else
+    0o666 less the umask (mkstemp's own 0o600 is for the temporary name only)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
     target = Path(path)
@@ -33,6 +74,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _save_mode(target))
         os.replace(tmp, target)
     except ExportError:
         _remove(tmp)
@@ -92,6 +134,13 @@ def preview_image(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return np.concatenate([image, shaded], axis=1)
 
 
+def layer_file_stem(index: int, name: str) -> str:
+    """``03_person`` for layer index 2 named "person": the number keeps the stack's order,
+    the name (lower case, anything but letters, digits and ``-`` as ``_``) says which."""
+    slug = re.sub(r"[^\w\-]+", "_", name.casefold()).strip("_")[:48] or "layer"
+    return f"{index + 1:02d}_{slug}"
+
+
 def write_png_stack(
     folder: str | os.PathLike,
     image: np.ndarray,
@@ -99,21 +148,24 @@ def write_png_stack(
     names: Optional[Sequence[str]] = None,
     layer_images: Optional[np.ndarray] = None,
     params: Optional[dict[str, Any]] = None,
+    metadata: PhotoMetadata = PhotoMetadata(),
 ) -> list[Path]:
-    """layer_k.png (RGBA, photo colours, alpha = layer), alpha_k.png (16-bit grey),
-    preview.png, layers.npz (float32 K×H×W alphas, names, parameters as JSON)."""
+    """Per layer ``NN_name.png`` (RGBA, photo colours, alpha = layer) and
+    ``NN_name_alpha.png`` (16-bit grey), then preview.png and layers.npz (float32
+    K×H×W alphas, names, parameters as JSON)."""
     _check(image, alphas, layer_images)
     folder = ensure_folder(folder)
     names = list(names) if names is not None else default_names(alphas.shape[0])
     written: list[Path] = []
     for k, a in enumerate(alphas):
+        stem = layer_file_stem(k, names[k])
         rgb = image if layer_images is None else layer_images[k]
         rgba = np.dstack([_to_u8(rgb), _to_u8(a)])
-        written.append(atomic_write(folder / f"layer_{k + 1}.png", lambda t, x=rgba: _save_png(t, x)))
+        written.append(atomic_write(folder / f"{stem}.png", lambda t, x=rgba: _save_png(t, x, metadata)))
         a16 = np.clip(np.rint(np.clip(a, 0, 1) * 65535.0), 0, 65535).astype(np.uint16)
-        written.append(atomic_write(folder / f"alpha_{k + 1}.png", lambda t, x=a16: _save_cv_png(t, x)))
+        written.append(atomic_write(folder / f"{stem}_alpha.png", lambda t, x=a16: _save_cv_png(t, x)))
     prev = _to_u8(preview_image(image, alphas))
-    written.append(atomic_write(folder / "preview.png", lambda t: _save_png(t, prev)))
+    written.append(atomic_write(folder / "preview.png", lambda t: _save_png(t, prev, metadata)))
     meta = json.dumps({"names": names, "params": params or {}}, default=str)
     written.append(
         atomic_write(
@@ -124,8 +176,13 @@ def write_png_stack(
     return written
 
 
-def _save_png(path: str, arr: np.ndarray) -> None:
-    Image.fromarray(arr).save(path, format="PNG")
+def _save_png(path: str, arr: np.ndarray, metadata: PhotoMetadata = PhotoMetadata()) -> None:
+    extra: dict[str, Any] = {}
+    if metadata.icc_profile:
+        extra["icc_profile"] = metadata.icc_profile
+    if metadata.dpi:
+        extra["dpi"] = metadata.dpi
+    Image.fromarray(arr).save(path, format="PNG", **extra)
 
 
 def _save_cv_png(path: str, arr: np.ndarray) -> None:
@@ -154,9 +211,11 @@ def write_psd(
     names: Optional[Sequence[str]] = None,
     layer_images: Optional[np.ndarray] = None,
     hidden: Optional[Sequence[bool]] = None,
+    metadata: PhotoMetadata = PhotoMetadata(),
 ) -> Path:
     """A layered PSD in an RGBA document (so layer alpha stays transparency, not a mask).
     ``hidden[k]``: soft layer k is written with its eye off (as hidden in the studio).
+    Layer names are written in the Unicode name block too (any script, emoji).
 
     Stack, bottom to top: an opaque "Photo" layer, then one layer per soft layer with
     the photo's (or its recoloured) pixels and alpha = the soft layer. Shown alone, a
@@ -173,14 +232,20 @@ def write_psd(
     h, w = image.shape[:2]
     photo8 = _to_u8(image)
 
+    for name in names:
+        if len(name) > 255:
+            raise ExportError(f"a PSD layer name has at most 255 characters: {name[:40]}…")
+
     def write(tmp: str) -> None:
         psd = PSDImage.new("RGBA", (w, h))
+        _psd_metadata(psd, metadata)
         base = np.dstack([photo8, np.full((h, w), 255, np.uint8)])
         psd.append(PixelLayer.frompil(Image.fromarray(base, "RGBA"), psd, "Photo"))
         for k, a in enumerate(alphas):
             rgb = photo8 if layer_images is None else _to_u8(layer_images[k])
             rgba = np.dstack([rgb, _to_u8(a)])
-            layer = PixelLayer.frompil(Image.fromarray(rgba, "RGBA"), psd, names[k])
+            layer = PixelLayer.frompil(Image.fromarray(rgba, "RGBA"), psd, "Layer")
+            _set_layer_name(layer, names[k])
             if hidden is not None and hidden[k]:
                 layer.visible = False
             psd.append(layer)
@@ -188,3 +253,30 @@ def write_psd(
             psd.save(f)
 
     return atomic_write(path, write)
+
+
+def _set_layer_name(layer: Any, name: str) -> None:
+    """The Unicode name block ('luni', what Photoshop, GIMP and psd-tools read) and, as
+    the legacy Pascal name, the name's UTF-8 bytes (≤ 255, whole characters): readers of
+    the legacy name only (ImageMagick) then show the name, not '?'."""
+    layer.name = name  # psd-tools writes 'luni' here
+    raw = name.encode("utf-8")
+    while len(raw) > 255:
+        name = name[:-1]
+        raw = name.encode("utf-8")
+    layer._record.name = raw.decode("mac_roman")  # written back as these very bytes
+
+
+def _psd_metadata(psd: Any, metadata: PhotoMetadata) -> None:
+    """The ICC profile (resource 1039) and the resolution (1005, pixels per inch)."""
+    from psd_tools.constants import Resource
+    from psd_tools.psd.image_resources import ImageResource, ResoulutionInfo
+
+    resources = psd.image_resources
+    if metadata.icc_profile:
+        resources[Resource.ICC_PROFILE] = ImageResource(key=Resource.ICC_PROFILE, data=metadata.icc_profile)
+    if metadata.dpi:
+        hx, vy = (int(round(float(d) * 65536)) for d in metadata.dpi)   # 16.16 fixed point
+        info = ResoulutionInfo(horizontal=hx, horizontal_unit=1, width_unit=1, vertical=vy, vertical_unit=1,
+                               height_unit=1)
+        resources[Resource.RESOLUTION_INFO] = ImageResource(key=Resource.RESOLUTION_INFO, data=info)

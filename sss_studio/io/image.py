@@ -11,10 +11,13 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .export import PhotoMetadata
 
 # Pixels beyond this are refused before decoding (a 24-bit 200 MP photo needs 2.4 GB as float32).
 MAX_PIXELS = 200_000_000
@@ -32,6 +35,13 @@ class ImageInfo:
     mode: str          # the file's own mode, e.g. "CMYK", "I;16", "RGBA"
     bit_depth: int
     had_alpha: bool
+    icc_profile: Optional[bytes] = None          # embedded colour profile, if any
+    dpi: Optional[tuple[float, float]] = None     # resolution, if the file says
+
+    @property
+    def metadata(self) -> PhotoMetadata:
+        """What an export carries over (io.export)."""
+        return PhotoMetadata(self.icc_profile, self.dpi)
 
 
 _EXIF_ORIENTATION = 0x0112
@@ -119,15 +129,26 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
             mode == "P" and "transparency" in im.info
         )
         bit_depth = 16 if mode.startswith("I;16") else 32 if mode in ("I", "F") else 8
+        icc = im.info.get("icc_profile") or None
+        dpi = _dpi(im.info.get("dpi"))
         if p.suffix.lower() in (".png", ".tif", ".tiff"):
             deep = _sixteen_bit(str(p), orientation)
             if deep is not None:
-                info = ImageInfo(str(p), deep.shape[1], deep.shape[0], mode, 16, had_alpha)
+                info = ImageInfo(str(p), deep.shape[1], deep.shape[0], mode, 16, had_alpha, icc, dpi)
                 return deep, info
         im = ImageOps.exif_transpose(im)
         rgb = _to_rgb_float(im)
-    info = ImageInfo(str(p), rgb.shape[1], rgb.shape[0], mode, bit_depth, had_alpha)
+    info = ImageInfo(str(p), rgb.shape[1], rgb.shape[0], mode, bit_depth, had_alpha, icc, dpi)
     return rgb, info
+
+
+def _dpi(value) -> Optional[tuple[float, float]]:
+    """Pillow's dpi (two numbers, possibly rationals); None when absent or not positive."""
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
 
 
 def _to_rgb_float(im: Image.Image) -> np.ndarray:
