@@ -213,16 +213,41 @@ def write_psd(
     hidden: Optional[Sequence[bool]] = None,
     metadata: PhotoMetadata = PhotoMetadata(),
 ) -> Path:
-    """A layered PSD in an RGBA document (so layer alpha stays transparency, not a mask).
-    ``hidden[k]``: soft layer k is written with its eye off (as hidden in the studio).
-    Layer names are written in the Unicode name block too (any script, emoji).
+    """Write a layered PSD: an opaque "Photo" layer, then one layer per soft layer.
 
-    Stack, bottom to top: an opaque "Photo" layer, then one layer per soft layer with
-    the photo's (or its recoloured) pixels and alpha = the soft layer. Shown alone, a
-    layer is its soft cut-out; with everything visible in Normal mode the composite is
-    the photo (each layer has the photo's colours). A recoloured layer shows its edit
-    through its soft alpha; where soft layers overlap, the layers above it cover a
-    little of it, so callers put edited layers on top (``order`` of the arguments).
+    The document is RGBA, so layer alpha stays transparency, not a mask. Each soft
+    layer holds the photo's (or its recoloured) pixels with alpha = the layer: shown
+    alone it is its soft cut-out; with everything visible in Normal mode the
+    composite is the photo. Where soft layers overlap, the layers above a recoloured
+    one cover a little of it, so callers put edited layers last.
+
+    Parameters
+    ----------
+    path : path
+        Where to write (atomically: a temporary file, then a rename).
+    image : ndarray
+        H×W×3 float RGB in [0, 1].
+    alphas : ndarray
+        K×H×W soft layers.
+    names : sequence of str, optional
+        Layer names, any script (written in the Unicode name block); numbered by default.
+    layer_images : ndarray, optional
+        K×H×W×3 per-layer pixels (e.g. recoloured); the photo by default.
+    hidden : sequence of bool, optional
+        Layers written with their eye off.
+    metadata : PhotoMetadata, optional
+        The photo's ICC profile and resolution, carried into the file.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ExportError
+        One line saying why (sizes, a name over 255 characters, the disk); nothing
+        half-written is left.
     """
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer

@@ -80,7 +80,25 @@ class StackState:
 
 
 class LayerStack:
-    """The photo, its soft layers and their edit state."""
+    """The photo, its soft layers and their edit state.
+
+    Parameters
+    ----------
+    image : ndarray
+        H×W×3 float RGB in [0, 1].
+    alphas : ndarray
+        K×H×W soft layers summing to one at every pixel (kept read-only).
+    layers : sequence of Layer, optional
+        Name, swatch colour, visibility and recolour per layer (numbered names and the
+        palette's colours by default).
+
+    Examples
+    --------
+    >>> stack = LayerStack(result.image, result.alphas)        # doctest: +SKIP
+    >>> k = stack.hit_test(120, 80)                             # the layer under a click  # doctest: +SKIP
+    >>> stack.set_recolour(k, Recolour(hue=40))                 # doctest: +SKIP
+    >>> edited = stack.edited_image()                           # doctest: +SKIP
+    """
 
     def __init__(self, image: np.ndarray, alphas: np.ndarray, layers: Optional[Sequence[Layer]] = None):
         image = np.ascontiguousarray(image, np.float32)

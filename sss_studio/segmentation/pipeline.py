@@ -142,12 +142,24 @@ class _Run:
 
 
 class Segmenter:
-    """Runs the stages for one photo. Not thread-safe: one run at a time.
+    """Runs the stages for one photo, and re-runs only what a parameter change affects.
 
-    ``params`` defaults to the default mode's preset (``SegmenterParams()``, fast).
-    ``embedding_model`` is anything with ``embed(image, cancel=...) -> H×W×D`` and a
-    ``provider`` attribute (``embedding.EmbeddingModel``); it is only needed when no
-    features are given.
+    Not thread-safe: one run at a time.
+
+    Parameters
+    ----------
+    params : SegmenterParams, optional
+        Defaults to the default mode's preset (``SegmenterParams()``, fast).
+    embedding_model : EmbeddingModel, optional
+        Anything with ``embed(image, cancel=...) -> H×W×D`` and a ``provider``
+        attribute; only needed when ``set_image`` gets no features.
+
+    Examples
+    --------
+    >>> seg = Segmenter(SegmenterParams(layers=4), embedding_model=EmbeddingModel())  # doctest: +SKIP
+    >>> seg.set_image(photo)                                                         # doctest: +SKIP
+    >>> first = seg.run()                                                            # doctest: +SKIP
+    >>> seg.run(replace(seg.params, layers=3))  # only the grouping and later stages run  # doctest: +SKIP
     """
 
     def __init__(self, params: Optional[SegmenterParams] = None, embedding_model: Any = None):
@@ -183,7 +195,26 @@ class Segmenter:
     # -- running ----------------------------------------------------------------------
     def run(self, params: Optional[SegmenterParams] = None, progress: ProgressFn = None,
             cancel: CancelFn = None) -> SegmentationResult:
-        """Run (or re-run from the first stage whose inputs changed). Raises Cancelled."""
+        """Run, or re-run from the first stage whose inputs changed.
+
+        Parameters
+        ----------
+        params : SegmenterParams, optional
+            This run's parameters (default: the last ones); they become ``self.params``.
+        progress : callable, optional
+            ``progress(stage, overall_fraction)``.
+        cancel : callable, optional
+            Polled between steps; True stops the run.
+
+        Returns
+        -------
+        SegmentationResult
+
+        Raises
+        ------
+        Cancelled
+            ``cancel`` returned True; the cache keeps only finished stages.
+        """
         if self._image is None:
             raise RuntimeError("no photo set")
         p = params or self.params
