@@ -27,7 +27,7 @@ class CliError(Exception):
 
 
 def _segment_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("segment", help="split a photo into soft layers and write them")
+    p = sub.add_parser("segment", help="split a photo into soft layers and write them", parents=[_common_options()])
     p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, …)")
     p.add_argument("--out", "-o", help="folder for layer_k.png, alpha_k.png, preview.png, layers.npz")
     p.add_argument("--psd", help="also write a layered PSD here")
@@ -47,7 +47,7 @@ WORKING_SIZE_HELP = ("megapixels the layers are computed at; larger photos are u
 
 
 def _gui_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("gui", help="open the studio (the default)")
+    p = sub.add_parser("gui", help="open the studio (the default)", parents=[_common_options()])
     p.add_argument("photo", nargs="?", help="photo to open")
     p.add_argument("--screenshot", help="segment, save a grab of the window to this PNG and exit")
     p.add_argument("--mode", choices=["fast", "reference"], default=None)
@@ -55,6 +55,13 @@ def _gui_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--features", help="features file for the photo (instead of the model)")
     p.add_argument("--working-size", type=float, default=None, help=WORKING_SIZE_HELP)
     return p
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", "-v", action="count", default=0,
+                        help="log what happens (stage timings, the model's provider); -vv for debug detail")
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or (argv[0] not in ("gui", "segment", "-h", "--help", "--version")):
         argv = ["gui"] + argv
     args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", 0))
     try:
         if args.command == "segment":
             return segment_command(args)
@@ -89,16 +97,56 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_CANCELLED
 
 
+def configure_logging(verbose: int) -> None:
+    """Warnings only by default; -v: what happens (INFO), -vv: debug detail, Qt's too."""
+    import logging
+
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(detail=verbose > 0, colour=_colour_ok(sys.stderr)))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("sss_studio").setLevel(level)
+
+
+def _colour_ok(stream) -> bool:
+    """Colour only on a terminal and never when NO_COLOR is set (no-color.org)."""
+    import os
+
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+
+
+class _Formatter:
+    """``sss-studio: warning: …`` (the word in yellow on a colour terminal); with -v also
+    the level and the logger of INFO/DEBUG lines."""
+
+    def __init__(self, detail: bool, colour: bool):
+        self.detail, self.colour = detail, colour
+
+    def format(self, record) -> str:
+        import logging
+
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            word = "error" if record.levelno >= logging.ERROR else "warning"
+            if self.colour:
+                word = f"\033[{'31' if word == 'error' else '33'}m{word}\033[0m"
+            return f"sss-studio: {word}: {text}"
+        return f"sss-studio: {record.name}: {text}" if self.detail else f"sss-studio: {text}"
+
+
 def gui_command(args: argparse.Namespace) -> int:
     try:
-        from .gui.app import run_app
+        from .gui.app import StudioCannotStart, run_app
     except ImportError as e:
         raise CliError(f"the studio cannot start: {e}") from None
     if args.working_size is not None and args.working_size <= 0:
         raise CliError("--working-size must be a positive number of megapixels")
-    return run_app(photo=args.photo, screenshot=args.screenshot, mode=args.mode, model=args.model,
-                   features=args.features,
-                   working_pixels=int(args.working_size * 1e6) if args.working_size else None)
+    try:
+        return run_app(photo=args.photo, screenshot=args.screenshot, mode=args.mode, model=args.model,
+                       features=args.features,
+                       working_pixels=int(args.working_size * 1e6) if args.working_size else None)
+    except StudioCannotStart as e:
+        raise CliError(str(e)) from None
 
 
 def segment_command(args: argparse.Namespace) -> int:

@@ -142,3 +142,20 @@ def test_bundled_model_contract(monkeypatch):
     p = m.classify(img)
     assert p.shape == (61, 83, 53)
     np.testing.assert_allclose(p.sum(axis=2), 2.0, atol=1e-3)   # one softmax per teacher label set
+
+
+def test_a_gpu_install_that_runs_on_the_cpu_says_why():
+    from sss_studio.segmentation.embedding import cuda_note
+
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    # A CPU install, or --cpu: nothing to say.
+    assert cuda_note(["onnxruntime"], [cpu], cpu, True) is None
+    assert cuda_note(["onnxruntime-gpu"], [cuda, cpu], cpu, False) is None
+    assert cuda_note(["onnxruntime-gpu"], [cuda, cpu], cuda, True) is None
+    both = cuda_note(["onnxruntime", "onnxruntime-gpu"], [cpu], cpu, True)
+    assert "both installed" in both and "pip uninstall onnxruntime" in both
+    assert "no CUDA provider" in cuda_note(["onnxruntime-gpu"], [cpu], cpu, True)
+    failed = cuda_note(["onnxruntime-gpu"], [cuda, cpu], cpu, True)
+    assert "CUDA did not start" in failed and "sss_studio[gpu]" in failed
+    for note in (both, failed):
+        assert "\n" not in note and "\033" not in note

@@ -1,5 +1,7 @@
 """run_app: the entry point behind ``sss-studio gui photo --screenshot out.png``."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,3 +40,30 @@ def test_screenshot_mode_reports_a_bad_photo(qapp, isolated_settings, quick_defa
     assert run_app(photo=str(bad), screenshot=str(out)) == 1
     assert out.is_file()  # the window is still grabbed, showing the error in the status bar
     assert "bad.png" in capsys.readouterr().err
+
+
+def test_a_desktop_without_the_x11_libraries_gets_one_line(monkeypatch):
+    # Qt aborts with a page of text when the xcb plugin's libraries are missing; the
+    # command names the packages instead (here: as if they were missing).
+    import subprocess
+    import sys
+
+    from sss_studio.gui import platform_check
+
+    ldd = ("\tlibxcb-icccm.so.4 => not found\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n"
+           "\tlibxcb-keysyms.so.1 => not found\n\tlibxcb-icccm.so.4 => not found\n")
+    assert platform_check.not_found(ldd) == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
+    msg = platform_check.message(["libxcb-cursor.so.0", "libxcb-icccm.so.4"])
+    assert "apt-get install libxcb-cursor0 libxcb-icccm4" in msg and "\n" not in msg
+    assert platform_check.uses_xcb({"DISPLAY": ":0"}) == sys.platform.startswith("linux")
+    assert not platform_check.uses_xcb({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"})
+    code = ("import sys; from sss_studio.gui import platform_check as p; "
+            "p.missing_libraries = lambda: ['libxcb-cursor.so.0']; "
+            "from sss_studio.cli import main; sys.exit(main(['gui']))")
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = ":99"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    if sys.platform.startswith("linux"):
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            "sss-studio: error: " + platform_check.message(["libxcb-cursor.so.0"])]

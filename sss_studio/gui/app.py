@@ -11,11 +11,41 @@ from typing import Optional
 from ..segmentation.params import DEFAULT_MODE, SegmenterParams
 
 
+class StudioCannotStart(Exception):
+    """The window cannot open here; the message says why and what to install."""
+
+
 def _ensure_platform() -> None:
     # Without a display (CI, SSH) Qt cannot start the default platform; offscreen works.
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+# Qt warnings that a normal run gives and that say nothing to a user (the offscreen
+# platform has no window manager to pass size hints to): logged at debug level.
+_QT_NOISE = ("does not support propagateSizeHints",)
+
+
+def _qt_messages_to_logging() -> None:
+    """Qt's messages go to the ``sss_studio.qt`` logger (shown with --verbose), not raw
+    to stderr: a normal run prints nothing of Qt's own."""
+    import logging
+
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    log = logging.getLogger("sss_studio.qt")
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+    def handler(kind, _context, text) -> None:
+        level = levels.get(kind, logging.WARNING)
+        if level == logging.WARNING and any(n in text for n in _QT_NOISE):
+            level = logging.DEBUG
+        log.log(level, "%s", text)
+
+    qInstallMessageHandler(handler)
 
 
 def make_application():
@@ -26,6 +56,7 @@ def make_application():
 
     app = QApplication.instance()
     if app is None:
+        _qt_messages_to_logging()
         app = QApplication(sys.argv[:1])
     app.setOrganizationName(app_settings.ORGANISATION)
     app.setApplicationName(app_settings.APPLICATION)
@@ -50,6 +81,12 @@ def run_app(
     if screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     _ensure_platform()
+    from .platform_check import message, missing_libraries, uses_xcb
+
+    if uses_xcb():
+        missing = missing_libraries()
+        if missing:
+            raise StudioCannotStart(message(missing))
     from PySide6.QtWidgets import QApplication
 
     owns_app = QApplication.instance() is None

@@ -8,6 +8,7 @@ class names as JSON in the metadata key ``class_names``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,8 @@ from ..resize import AREA, LINEAR, resize
 from .cancel import CancelFn, Cancelled, check
 from .params import EmbeddingParams
 
+log = logging.getLogger(__name__)
+
 MODEL_ENV = "SSS_STUDIO_MODEL"
 MODEL_FILE = "sss_embed.onnx"
 
@@ -29,6 +32,34 @@ def default_model_path() -> Path:
     if env:
         return Path(env).expanduser()
     return bundled_file("models", MODEL_FILE)
+
+
+def installed_runtimes() -> list[str]:
+    """Which onnxruntime distributions are installed (they share the one module)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            version(name)
+            found.append(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def cuda_note(runtimes: list[str], available: list[str], got: str, prefer_gpu: bool) -> str | None:
+    """One plain line when CUDA was wanted (the GPU runtime is installed and not turned
+    off) but the model runs elsewhere, saying why; None when there is nothing to say."""
+    if not prefer_gpu or "onnxruntime-gpu" not in runtimes or got == "CUDAExecutionProvider":
+        return None
+    if "onnxruntime" in runtimes:
+        return ("the model runs on the CPU: onnxruntime and onnxruntime-gpu are both installed and the CPU "
+                "one hides CUDA (pip uninstall onnxruntime onnxruntime-gpu, then pip install 'sss_studio[gpu]')")
+    if "CUDAExecutionProvider" not in available:
+        return "the model runs on the CPU: this onnxruntime-gpu build offers no CUDA provider on this machine"
+    return ("the model runs on the CPU: CUDA did not start (no usable NVIDIA driver, or the CUDA 12 / cuDNN 9 "
+            "libraries are missing: pip install 'sss_studio[gpu]' brings them)")
 
 
 class ModelError(Exception):
@@ -55,14 +86,22 @@ class EmbeddingModel:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
-        ort.set_default_logger_severity(3)
+        # onnxruntime's own log is not for users; a CUDA fall-back is said below, in one line.
+        ort.set_default_logger_severity(4)
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4
         if params.threads > 0:
             opts.intra_op_num_threads = params.threads
         providers = ["CPUExecutionProvider"]
-        if prefer_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
+        available = list(ort.get_available_providers())
+        if prefer_gpu and "CUDAExecutionProvider" in available:
             providers.insert(0, "CUDAExecutionProvider")
+            preload = getattr(ort, "preload_dlls", None)   # onnxruntime ≥ 1.21: CUDA/cuDNN from pip's nvidia-* wheels
+            if preload is not None:
+                try:
+                    preload()
+                except Exception:  # the session below says whether CUDA works
+                    pass
         try:
             try:
                 self._session = ort.InferenceSession(str(self.path), opts, providers=providers)
@@ -75,6 +114,13 @@ class EmbeddingModel:
             raise ModelError(f"{self.path.name} is not a loadable ONNX model ({first[:200]})") from None
         self._ort = ort
         self.provider: str = self._session.get_providers()[0]
+        runtimes = installed_runtimes()
+        self.note = cuda_note(runtimes, available, self.provider, prefer_gpu)
+        if self.note:
+            log.warning("%s", self.note)
+        elif len(runtimes) > 1:
+            log.warning("onnxruntime and onnxruntime-gpu are both installed; keep one of them")
+        log.info("embedding model %s on %s", self.path.name, self.provider)
         self._validate()
 
     def _validate(self) -> None:

@@ -11,6 +11,7 @@ for the same value.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
@@ -34,6 +35,8 @@ from .sparsify import (
     relaxed_sparsify,
 )
 from .superpixels import compute_superpixels
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_MODE", "Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES",
            "working_shape"]
@@ -134,6 +137,7 @@ class _Run:
         t0 = time.perf_counter()
         value = fn()
         self.timings[name] = time.perf_counter() - t0
+        log.info("%s: %.2f s", name, self.timings[name])
         check(self.cancel)  # a stage finished after cancel is not cached as the answer
         entry = _Entry(inputs, None if warm is None else warm.serial, next(self.serials), value)
         self.cache[name] = entry
