@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _gui_parser(sub)
     _segment_parser(sub)
+    sub.add_parser("install-desktop", help="add the studio to this user's desktop menus (Linux), with .sssproj files")
     return parser
 
 
@@ -81,13 +82,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _threads_env.apply()  # before anything loads numpy
     argv = list(sys.argv[1:] if argv is None else argv)
     # `sss-studio photo.jpg` and plain `sss-studio` open the studio.
-    if not argv or (argv[0] not in ("gui", "segment", "-h", "--help", "--version")):
+    if not argv or (argv[0] not in ("gui", "segment", "install-desktop", "-h", "--help", "--version")):
         argv = ["gui"] + argv
     args = build_parser().parse_args(argv)
     configure_logging(getattr(args, "verbose", 0))
     try:
         if args.command == "segment":
             return segment_command(args)
+        if args.command == "install-desktop":
+            return install_desktop_command()
         return gui_command(args)
     except CliError as e:
         print(f"sss-studio: error: {e}", file=sys.stderr)
@@ -95,6 +98,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("sss-studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def install_desktop_command() -> int:
+    from .desktop import install
+
+    if not sys.platform.startswith("linux"):
+        raise CliError("install-desktop is for Linux desktops; the installer sets up Windows and macOS")
+    try:
+        for path in install():
+            print(path)
+    except OSError as e:
+        raise CliError(f"cannot install the desktop entry: {e}") from None
+    return 0
 
 
 def configure_logging(verbose: int) -> None:

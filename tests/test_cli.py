@@ -148,3 +148,28 @@ def test_a_working_size_that_is_not_positive_is_refused(photo, tmp_path, command
                    env_extra={"QT_QPA_PLATFORM": "offscreen"})
     assert_one_line_error(proc, "--working-size must be a positive number")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="freedesktop.org desktops")
+def test_install_desktop_adds_the_menu_entry_icon_and_project_type(tmp_path):
+    import configparser
+
+    proc = run_cli("install-desktop", env_extra={"XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str
+    entry.read(tmp_path / "applications" / "sss-studio.desktop", encoding="utf-8")
+    d = entry["Desktop Entry"]
+    assert d["Type"] == "Application" and d["Icon"] == "sss-studio" and d["Exec"].endswith(" %f")
+    assert "application/x-sss-studio-project" in d["MimeType"].split(";")
+    icon = Image.open(tmp_path / "icons" / "hicolor" / "256x256" / "apps" / "sss-studio.png")
+    assert icon.size == (256, 256)
+    mime = (tmp_path / "mime" / "packages" / "sss-studio.xml").read_text(encoding="utf-8")
+    assert 'glob pattern="*.sssproj"' in mime and "application/x-sss-studio-project" in mime
+
+
+def test_version():
+    from sss_studio import __version__
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"sss-studio {__version__}"
