@@ -11,7 +11,7 @@ and pack it into an archive.
 The smoke test runs the frozen executable as ``sss-studio gui SAMPLE --screenshot
 OUT.png`` on the offscreen Qt platform with a small working size: it must open the
 window, segment the sample photo with the bundled model, save a screenshot and exit 0.
-Not run in CI (PyInstaller takes minutes); run it before a release.
+CI runs it (`.ci/run`); the README's release checklist names it too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ ROOT = Path(__file__).resolve().parent
 NAME = "sss-studio"
 DIST = ROOT / "dist"
 BUILD = ROOT / "build" / "pyinstaller"
+
+# Packages that read their own metadata (importlib.metadata) when they load: PyInstaller
+# does not copy dist-info folders unless told (pyamg's missing metadata killed the
+# frozen `segment` with a traceback).
+COPY_METADATA = ["pyamg", "scikit-image", "psd-tools", "numba", "onnxruntime", "onnxruntime-gpu", "imageio",
+                 "pillow", "numpy", "scipy", "opencv-python-headless", "threadpoolctl", "sss_studio"]
+
+# Libraries of the build machine that the app does not need: the GTK platform theme
+# plugin and the GTK stack it drags in (the studio draws its own style), found by
+# PyInstaller's dependency scan. Removed from the folder after the build.
+PRUNE = [
+    "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+    "libgtk-3.so*", "libgdk-3.so*", "libgdk_pixbuf-2.0.so*", "libatk-1.0.so*", "libatk-bridge-2.0.so*",
+    "libatspi.so*", "libpango-1.0.so*", "libpangocairo-1.0.so*", "libpangoft2-1.0.so*", "libcairo.so*",
+    "libcairo-gobject.so*", "libepoxy.so*", "libfribidi.so*", "libthai.so*", "libdatrie.so*", "libcolord*.so*",
+    "libwayland-cursor.so*", "libXcomposite.so*", "libXdamage.so*", "libXinerama.so*", "libXrandr.so*",
+    "libXcursor.so*", "libXi.so*", "libXfixes.so*", "libXext.so*", "libXrender.so*", "libpixman-1.so*",
+]
 
 # Qt modules the studio never uses: leaving them out keeps the bundle smaller.
 EXCLUDES = [
@@ -72,6 +90,8 @@ def build(clean: bool = True) -> Path:
         "--specpath", str(BUILD),
         "--paths", str(ROOT),
         "--add-data", _data_arg(ROOT / "resources", "resources"),
+        "--add-data", _data_arg(ROOT / "NOTICE", "."),
+        "--add-data", _data_arg(ROOT / "LICENSE", "."),
         "--collect-submodules", "sss_studio",
         "--collect-data", "skimage",
         "--collect-binaries", "onnxruntime",
@@ -87,6 +107,9 @@ def build(clean: bool = True) -> Path:
         args += ["--icon", str(icon)]
     for mod in EXCLUDES:
         args += ["--exclude-module", mod]
+    for dist in COPY_METADATA:
+        if _installed(dist):
+            args += ["--copy-metadata", dist]
     if clean:
         args.append("--clean")
     print("pyinstaller " + " ".join(args))
@@ -94,7 +117,41 @@ def build(clean: bool = True) -> Path:
     app_dir = DIST / NAME
     if not app_dir.is_dir():
         sys.exit(f"PyInstaller did not produce {app_dir}")
+    prune(app_dir)
     return app_dir
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+def prune(app_dir: Path) -> None:
+    """Remove the PRUNE files (anywhere in the folder) and say how much that saved."""
+    before = _size_mb(app_dir)
+    removed = 0
+    for pattern in PRUNE:
+        for path in list(app_dir.rglob(pattern)):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed += 1
+    # llvmlite ships its 179 MB library with its symbol table: stripped it is 160 MB and
+    # loads the same. (PyInstaller's --strip on every library broke numpy's OpenBLAS:
+    # "ELF load command address/offset not page-aligned".)
+    strip = shutil.which("strip")
+    for lib in app_dir.rglob("libllvmlite.so"):
+        if strip and sys.platform.startswith("linux"):
+            subprocess.run([strip, "--strip-unneeded", str(lib)], check=False)
+    print(f"pruned {removed} files and stripped llvmlite: {before:.0f} MB → {_size_mb(app_dir):.0f} MB")
 
 
 def executable(app_dir: Path) -> Path:

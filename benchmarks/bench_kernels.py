@@ -65,14 +65,14 @@ def main() -> None:
             for dtype in ("float32", "float64"):
                 X = rng.standard_normal((L.shape[0], 110)).astype(dtype)
                 Ld = L.astype(dtype)
-                t_nb = _best(lambda: spmm(L, X), a.repeat)
-                t_sp = _best(lambda: Ld @ X, a.repeat)
+                t_nb = _best(lambda X=X: spmm(L, X), a.repeat)
+                t_sp = _best(lambda X=X, Ld=Ld: Ld @ X, a.repeat)
                 err = float(np.abs(spmm(L, X) - Ld @ X).max() / np.abs(Ld @ X).max())
                 rows.append(("CSR × N×110 block", f"{dtype}, {threads} thread(s)", t_nb, t_sp, err))
             pts = feats.reshape(-1, 3).astype(np.float64)
             centres = pts[rng.choice(len(pts), 40, replace=False)]
-            t_nb = _best(lambda: K._nearest(pts, centres), a.repeat)
-            t_sp = _best(lambda: vq(pts, centres), a.repeat)
+            t_nb = _best(lambda p=pts, c=centres: K._nearest(p, c), a.repeat)
+            t_sp = _best(lambda p=pts, c=centres: vq(p, c), a.repeat)
             same = bool(np.array_equal(K._nearest(pts, centres)[0], vq(pts, centres)[0]))
             rows.append(("k-means assignment, 40 centres", f"{threads} thread(s)", t_nb, t_sp, 0.0 if same else 1.0))
     lines = [
