@@ -11,6 +11,8 @@ Bad input gets one line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -20,6 +22,7 @@ from typing import Optional, Sequence
 EXIT_ERROR = 1       # bad input, unreadable file, failed export, missing model
 EXIT_USAGE = 2       # argparse's own code for a malformed command line
 EXIT_CANCELLED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 class CliError(Exception):
@@ -39,6 +42,7 @@ def _segment_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--working-size", type=float, default=None, help=WORKING_SIZE_HELP)
     p.add_argument("--cpu", action="store_true", help="run the model on the CPU even if CUDA is available")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.add_argument("--force", action="store_true", help="replace a read-only PSD")
     return p
 
 
@@ -80,6 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import _threads_env
 
     _threads_env.apply()  # before anything loads numpy
+    _terminate_like_interrupt()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `sss-studio photo.jpg` and plain `sss-studio` open the studio.
     if not argv or (argv[0] not in ("gui", "segment", "install-desktop", "-h", "--help", "--version")):
@@ -95,9 +100,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CliError as e:
         print(f"sss-studio: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if str(e).startswith("signal"):
+            print("sss-studio: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
         print("sss-studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a session ending, kill) stops a run as Ctrl+C does: temporary files are
+    removed on the way out and the command says so."""
+    def handler(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread (embedded): leave it alone
+            pass
 
 
 def install_desktop_command() -> int:
@@ -126,8 +147,6 @@ def configure_logging(verbose: int) -> None:
 
 def _colour_ok(stream) -> bool:
     """Colour only on a terminal and never when NO_COLOR is set (no-color.org)."""
-    import os
-
     return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
 
 
@@ -155,8 +174,18 @@ def gui_command(args: argparse.Namespace) -> int:
         from .gui.app import StudioCannotStart, run_app
     except ImportError as e:
         raise CliError(f"the studio cannot start: {e}") from None
-    if args.working_size is not None and args.working_size <= 0:
-        raise CliError("--working-size must be a positive number of megapixels")
+    _check_numbers(args)
+    if args.screenshot:
+        # Headless: a grab that cannot be written must fail now, not hang after the run.
+        shot = Path(args.screenshot)
+        if shot.is_dir():
+            raise CliError(f"cannot write the screenshot {shot}: it is a folder")
+        try:
+            shot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CliError(f"cannot write the screenshot {shot}: {e.strerror or e}") from None
+        if not os.access(shot.parent, os.W_OK):
+            raise CliError(f"cannot write the screenshot {shot}: permission denied")
     try:
         return run_app(photo=args.photo, screenshot=args.screenshot, mode=args.mode, model=args.model,
                        features=args.features,
@@ -165,28 +194,49 @@ def gui_command(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    import math
+
+    if getattr(args, "layers", 1) < 1:
+        raise CliError("--layers must be at least 1")
+    if args.working_size is not None and not (math.isfinite(args.working_size) and args.working_size > 0):
+        raise CliError("--working-size must be a positive number of megapixels")
+    if getattr(args, "seed", 0) < 0:
+        raise CliError("--seed must be 0 or more")
+
+
 def segment_command(args: argparse.Namespace) -> int:
-    from .io.export import ExportError, ensure_folder, write_png_stack, write_psd
+    from .io.export import (
+        ExportError,
+        check_destination,
+        estimated_export_bytes,
+        free_space_check,
+        write_png_stack,
+        write_psd,
+    )
     from .io.image import ImageLoadError, read_image
     from .io.params_dict import params_to_dict
     from .segmentation.cancel import Cancelled
+    from .segmentation.embedding import ModelError
     from .segmentation.features import check_feature_size
     from .segmentation.params import DEFAULT_MODE, SegmenterParams
     from .segmentation.sources import FeatureError, FeatureSource
 
     if not args.out and not args.psd:
         args.out = str(Path(args.photo).with_suffix("")) + "_layers"
-    if args.layers < 1:
-        raise CliError("--layers must be at least 1")
-    if args.working_size is not None and args.working_size <= 0:
-        raise CliError("--working-size must be a positive number of megapixels")
+    _check_numbers(args)
     try:
-        # Check the destinations first: nobody should wait for a run to learn the folder is read-only.
+        # Check the destinations first (nobody should wait for a run to learn the folder is
+        # read-only), creating nothing yet: a rejected photo leaves no empty folder.
         if args.out:
-            ensure_folder(args.out)
+            check_destination(args.out)
         if args.psd:
-            ensure_folder(Path(args.psd).resolve().parent)
+            check_destination(args.psd, "file", replace_read_only=args.force)
         image, info = read_image(args.photo)
+        h, w = image.shape[:2]
+        for where, png, psd in ((args.out, True, False), (args.psd and Path(args.psd).resolve().parent, False, True)):
+            if where:
+                free_space_check(where, estimated_export_bytes(h, w, args.layers, png, psd))
     except (ImageLoadError, ExportError) as e:
         raise CliError(str(e)) from None
 
@@ -208,7 +258,7 @@ def segment_command(args: argparse.Namespace) -> int:
         params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
     try:
         seg = source.prepare(image, params).segmenter
-    except FeatureError as e:
+    except (FeatureError, ValueError) as e:
         raise CliError(str(e)) from None
     last = [None]
     t0 = time.perf_counter()
@@ -226,6 +276,11 @@ def segment_command(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     except MemoryError:
         raise CliError("out of memory: try a smaller --working-size") from None
+    except (ModelError, ValueError) as e:
+        raise CliError(str(e)) from None
+    if result.layer_count < args.layers:
+        print(f"sss-studio: note: {args.layers} layers asked for; this photo gives {result.layer_count} "
+              "(the soft segments it splits into)", file=sys.stderr)
 
     names = result.layer_names
     try:

@@ -113,3 +113,93 @@ def test_rerun_with_unchanged_sliders_keeps_edits(qtbot, studio, studio_scene):
     qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
     assert w.doc.stack.layer(0).name == "Kept" and w.doc.undo_stack.count() == count
     assert "nothing changed" in w.statusBar().currentMessage()
+
+
+def _damaged_projects(tmp_path, good):
+    """Copies of a good project with one thing broken each, by name."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(good) as z:
+        meta = json.loads(z.read("project.json"))
+        alphas = z.read("alphas.npy")
+
+    def make(name, meta_obj, alpha_bytes=alphas):
+        path = tmp_path / f"{name}.sssproj"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("project.json", json.dumps(meta_obj))
+            z.writestr("alphas.npy", alpha_bytes)
+        return path
+
+    nan = np.load(io.BytesIO(alphas)).copy()
+    nan[0, 0, 0] = np.nan
+    buf = io.BytesIO()
+    np.save(buf, nan)
+    recolour = json.loads(json.dumps(meta))
+    recolour["layers"][0]["recolour"] = "red"
+    return {
+        "a JSON list": make("list", [1, 2, 3]),
+        "version 'two'": make("version", {**meta, "version": "two"}),
+        "a recolour given as a string": make("recolour", recolour),
+        "NaN alphas": make("nan", meta, buf.getvalue()),
+        "settings that are not a mapping": make("settings", {**meta, "settings": [1]}),
+    }
+
+
+def test_damaged_projects_are_refused_with_a_message(qtbot, studio, studio_scene, tmp_path):
+    w = opened(qtbot, studio, studio_scene)
+    good = tmp_path / "good.sssproj"
+    assert w.save_project(str(good))
+    state, photo = w.doc.stack.snapshot(), w.doc.photo_path
+    for what, path in _damaged_projects(tmp_path, good).items():
+        count = len(w.errors)
+        assert not w.open_project(str(path)), what
+        assert len(w.errors) == count + 1 and path.name in w.errors[-1], (what, w.errors[-1:])
+        assert w.doc.stack.alphas is state.alphas and w.doc.photo_path == photo, what
+    assert w.open_project(str(good))  # the good one still opens
+
+
+def test_autosave_and_restore_after_a_crash(qtbot, studio, studio_scene, tmp_path):
+    import shutil
+
+    from sss_studio.gui.recovery import left_behind
+
+    w = opened(qtbot, studio, studio_scene)
+    assert w.doc.rename(0, "sky after the crash")
+    assert w.autosave.save_now() and w.autosave.path.is_file()
+    # The process dies: its recovery file stays behind under a pid that is gone.
+    dead = w.autosave.path.with_name("autosave-999999.sssproj")
+    shutil.copy(w.autosave.path, dead)
+    assert dead in left_behind()
+    w.doc.undo_stack.setClean()          # a clean document has nothing to recover …
+    assert not w.autosave.path.exists()  # … and its file goes
+    w2 = studio()
+    asked = []
+    w2.ask_restore = lambda path: asked.append(path) or True
+    assert w2.offer_recovery()
+    assert asked == [dead] and not dead.exists()
+    assert w2.doc.stack.layer(0).name == "sky after the crash"
+    assert w2.doc.is_modified and w2.doc.project_path is None   # unsaved work until saved
+    w2.doc.undo_stack.setClean()
+
+
+def test_undo_history_memory_stays_within_its_budget(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    one = w.doc.stack.alphas.nbytes
+    w.doc.history.budget_bytes = 3 * one
+    shown = [w.doc.stack.alphas.copy()]
+    for i in range(10):  # ten re-runs, each a new alpha array in the history
+        w.weights_panel.set_value("semantic", 0.004 + 0.002 * i)
+        w.weights_panel.flush()
+        qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+        if not np.array_equal(w.doc.stack.alphas, shown[-1]):  # a re-run that changes nothing adds no step
+            shown.append(w.doc.stack.alphas.copy())
+        assert w.doc.history.in_memory_bytes(w.doc.stack.alphas) <= 3 * one
+    assert len(shown) >= 6  # the re-runs really changed the layers
+    # Undo all the way: every earlier state comes back bit for bit (from disk where spilled).
+    for expected in reversed(shown[:-1]):
+        w.actions_.undo.trigger()
+        assert np.array_equal(w.doc.stack.alphas, expected)
+    assert not w.doc.undo_stack.canUndo()
+    assert w.doc.history.in_memory_bytes(w.doc.stack.alphas) <= 3 * one

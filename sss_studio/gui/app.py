@@ -15,6 +15,22 @@ class StudioCannotStart(Exception):
     """The window cannot open here; the message says why and what to install."""
 
 
+def _check_features_fit(source, photo: str) -> None:
+    """A features file given with a photo is for that photo: another size is refused now,
+    as ``segment`` does (other photos opened later use the model)."""
+    from ..io.image import ImageLoadError, read_image
+    from ..segmentation.features import check_feature_size
+    from ..segmentation.sources import FeatureError
+
+    try:
+        image, _ = read_image(photo)
+        check_feature_size(source.features_file(), image)
+    except ImageLoadError:
+        return  # the window says so when it opens the photo
+    except (FeatureError, ValueError) as e:
+        raise StudioCannotStart(str(e)) from None
+
+
 def _ensure_platform() -> None:
     # Without a display (CI, SSH) Qt cannot start the default platform; offscreen works.
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
@@ -104,15 +120,20 @@ def run_app(
     if working_pixels or saved_pixels:
         params = replace(params, working_pixels=int(working_pixels or saved_pixels))
     source = FeatureSource(model_path=model, features_path=features)
+    if features and photo and not str(photo).lower().endswith(".sssproj"):
+        _check_features_fit(source, photo)
     window = MainWindow(params, source)
     if screenshot:
         window.show_dialogs = False
+        window.remember_recent = False
         window.resize(1400, 880)
     else:
         window.restore_geometry()
     window.show()
 
     exit_code = {"value": 0}
+    if not screenshot:
+        window.offer_recovery()
     if photo:
         if not window.open_path(str(photo)):
             exit_code["value"] = 1

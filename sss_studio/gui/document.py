@@ -19,8 +19,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..io.export import PhotoMetadata
+from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
-from ..layers.stack import LayerStack, StackState
+from ..layers.stack import LayerStack
 from ..segmentation.params import SegmenterParams
 
 
@@ -42,6 +43,8 @@ class Document(QObject):
         self.selection: list[int] = []
         self.project_path: Optional[str] = None
         self.undo_stack = QUndoStack(self)
+        # The history's alphas, within a memory budget (older re-runs spill to disk).
+        self.history = UndoStore()
         self._solo_saved: Optional[list[bool]] = None
         self._recolour_session = 0
 
@@ -117,10 +120,11 @@ class Document(QObject):
             self.selection_changed.emit()
 
     # -- applying undo data (called by commands) --------------------------------------
-    def apply_state(self, state: StackState, params: Optional[SegmenterParams], selection: Sequence[int]) -> None:
+    def apply_state(self, snap: Snapshot, params: Optional[SegmenterParams], selection: Sequence[int]) -> None:
         assert self.stack is not None
         count_before = len(self.stack)
-        self.stack.restore(state)
+        self.stack.restore(self.history.state(snap))
+        self.history.enforce(self.stack.alphas)
         if len(self.stack) != count_before:
             self._solo_saved = None
         n = len(self.stack)
@@ -148,6 +152,7 @@ class Document(QObject):
         new_sel = mutate(self.stack)
         after = self.stack.snapshot()
         self.stack.restore(before)  # the command's first redo applies it
+        before, after = self.history.keep(before), self.history.keep(after)
         sel_after = list(self.selection) if new_sel is None else list(new_sel)
         cmd = StackEditCommand(
             self, text, before, after, sel_before, sel_after,
@@ -224,8 +229,8 @@ class StackEditCommand(QUndoCommand):
         self,
         doc: "Document",
         text: str,
-        before: StackState,
-        after: StackState,
+        before: Snapshot,
+        after: Snapshot,
         selection_before: Sequence[int],
         selection_after: Sequence[int],
         params_before: Optional[SegmenterParams] = None,

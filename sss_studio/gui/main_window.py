@@ -27,6 +27,7 @@ from .panels.layers import LayerPanel
 from .panels.recolour import RecolourPanel
 from .panels.weights import WeightsPanel
 from .qimage import to_qimage
+from .recovery import Autosave, left_behind
 from .status import StudioStatusBar
 from .worker import Outcome, Request, SegmentationWorker, Worker
 
@@ -45,6 +46,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.errors: list[str] = []           # every error shown, newest last (tests read it)
         self.show_dialogs = True               # False: errors only go to the status bar
+        self.remember_recent = True            # False: opened files stay out of Open Recent
         self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
         self.view_mode = "overlay"
         self.opacity = 0.5
@@ -70,6 +72,9 @@ class MainWindow(QMainWindow):
         self.size_actions: dict[int, QAction] = {}
         self.solver_actions: dict[str, QAction] = {}
         self.actions_: Actions = build_menus(self)
+        self.autosave = Autosave(self.doc, self)
+        # Asked when a studio that is gone left unsaved work (tests replace it).
+        self.ask_restore: Callable[[Path], bool] = self._ask_restore
 
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -322,7 +327,7 @@ class MainWindow(QMainWindow):
         self.status.set_timings({})
         self.canvas.set_image(to_qimage(image), fit=True)
         self._set_title(Path(path).name)
-        app_settings.add_recent(path)
+        self._remember(path)
         self.start_segmentation("open")
         return True
 
@@ -357,7 +362,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_image(to_qimage(image), fit=True)
         self.render()
         self._set_title(Path(path).name)
-        app_settings.add_recent(path)
+        self._remember(path)
         self.status.showMessage(f"Opened project {Path(path).name}: {len(data.layers)} layers.", 8000)
         return True
 
@@ -379,7 +384,7 @@ class MainWindow(QMainWindow):
         self.doc.project_path = str(Path(path).resolve())
         self.doc.undo_stack.setClean()
         self._set_title(Path(path).name)
-        app_settings.add_recent(path)
+        self._remember(path)
         self.status.showMessage(f"Saved {path}", 5000)
         return True
 
@@ -462,6 +467,11 @@ class MainWindow(QMainWindow):
         task.errored.connect(fail)
         task.start()
 
+    def _remember(self, path: str) -> None:
+        """Open Recent lists what a user opened or saved (not screenshots, not recovery files)."""
+        if self.remember_recent and Path(path).parent != self.autosave.path.parent:
+            app_settings.add_recent(path)
+
     def _set_title(self, name: str) -> None:
         self.setWindowTitle(f"{name}[*] — {APP_TITLE}")
 
@@ -491,8 +501,42 @@ class MainWindow(QMainWindow):
             import traceback
 
             traceback.print_exc()
+        self.autosave.discard()   # saved, discarded or clean: nothing to recover
         event.accept()
         self.closed.emit()
+
+    # -- crash recovery -----------------------------------------------------------------
+    def offer_recovery(self) -> bool:
+        """At start-up: restore the newest recovery project a crashed studio left, if the
+        user wants it (it opens as unsaved work); the others go either way."""
+        found = left_behind()
+        if not found:
+            return False
+        restored = False
+        if self.ask_restore(found[0]):
+            restored = self.open_project(str(found[0]))
+            if restored:
+                self.doc.project_path = None
+                self.doc.undo_stack.resetClean()   # unsaved until the user saves it somewhere
+                self._set_title("Recovered work")
+                self.status.showMessage("Restored the unsaved work of the last session. Save it to keep it.", 10000)
+                self.autosave.save_now()
+        for path in found:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return restored
+
+    def _ask_restore(self, path: Path) -> bool:
+        import datetime
+
+        when = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        answer = QMessageBox.question(
+            self, "Restore unsaved work?",
+            f"SSS Studio did not close normally and left unsaved work from {when}. Restore it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
 
     def restore_geometry(self) -> None:
         g = app_settings.settings().value("geometry")

@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..segmentation.cancel import Cancelled
+from ..segmentation.embedding import ModelError
 from ..segmentation.params import SegmenterParams
 from ..segmentation.pipeline import SegmentationResult
 from ..segmentation.sources import FeatureError, FeatureSource
@@ -170,7 +171,7 @@ class SegmentationWorker(QObject):
             self.busy_changed.emit(False)
             return
         outcome = Outcome(req)
-        job = Worker(lambda w: self._segment(req, outcome, w), (FeatureError,),
+        job = Worker(lambda w: self._segment(req, outcome, w), (FeatureError, ModelError, ValueError),
                      "out of memory: try a smaller working size", self)
         job.progressed.connect(self._on_progress)
         job.returned.connect(lambda _r: self._on_done(job, outcome))

@@ -1,9 +1,12 @@
 """Writers for soft layers: a PNG stack (+ .npz) and a layered PSD.
 
-Every file is written under a temporary name in the target folder and renamed into
-place, so an interrupted or failing export never leaves a half-written file; the
-file then gets the permissions a normal save gives (the umask's, or those of the
-file it replaces). The photo's ICC profile and resolution go into the PNGs and the PSD.
+All or nothing: a file is written under a temporary name beside its target and
+renamed into place; a PNG stack is written whole into a temporary sibling folder and
+swapped in at the end, so an interrupted or failing export leaves the previous result
+as it was, never a mix. Temporary names carry the writer's process id, and a later
+export removes those of processes that are gone (killed runs). A written file gets
+the permissions a normal save gives (the umask's, or those of the file it replaces).
+The photo's ICC profile and resolution go into the PNGs and the PSD.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import colorsys
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 import threading
@@ -70,7 +74,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     ensure_folder(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    remove_stale_parts(folder, target.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=folder)
     os.close(fd)
     try:
         write(tmp)
@@ -95,6 +100,105 @@ def _remove(path: str) -> None:
         pass
 
 
+_PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.part$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_parts(folder: Path, name: Optional[str] = None) -> int:
+    """Remove our temporary files and folders in ``folder`` (of ``name`` only, if given)
+    whose writing process is gone; returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        m = _PART.match(e.name)
+        if m is None or (name is not None and m.group("name") != name) or _alive(int(m.group("pid"))):
+            continue
+        try:
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
+                os.remove(e.path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def check_destination(path: str | os.PathLike, kind: str = "folder", replace_read_only: bool = False) -> Path:
+    """Say now, without creating anything, whether ``path`` can be written: a folder to
+    create or fill (``kind="folder"``) or a file to create or replace (``"file"``).
+    A read-only file is refused unless ``replace_read_only`` (an editor asks too)."""
+    p = Path(path)
+    if kind == "file":
+        if p.is_dir():
+            raise ExportError(f"cannot write {p}: it is a folder, not a file name")
+        if p.exists() and not replace_read_only and not os.access(p, os.W_OK):
+            raise ExportError(f"{p} is read-only; pass --force to replace it")
+        return _check_folder(p.parent if str(p.parent) else Path("."), create_message=False)
+    if p.exists() and not p.is_dir():
+        raise ExportError(f"cannot write to {p}: a file of that name exists")
+    return _check_folder(p)
+
+
+def _check_folder(folder: Path, create_message: bool = True) -> Path:
+    """The folder exists and is writable, or could be created (its nearest existing
+    ancestor is a writable folder)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ExportError(f"cannot create folder {folder}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "write to folder" if probe == folder else "create folder"
+        raise ExportError(f"cannot {what} {folder}: permission denied")
+    return folder
+
+
+def free_space_check(folder: str | os.PathLike, needed_bytes: int) -> None:
+    """Refuse before the run when the disk holding ``folder`` (or its nearest existing
+    ancestor) has less room than the export will take."""
+    probe = Path(folder)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < needed_bytes:
+        raise ExportError(f"not enough free space in {probe}: the export needs about "
+                          f"{needed_bytes / 1e6:.0f} MB, {free / 1e6:.0f} MB are free")
+
+
+def estimated_export_bytes(h: int, w: int, layers: int, png_stack: bool, psd: bool) -> int:
+    """A generous estimate: PNGs at their raw size (RGBA 8-bit + 16-bit alpha per layer,
+    the preview, the float32 .npz), the PSD raw (RGBA per layer and the photo)."""
+    n = h * w
+    total = 0
+    if png_stack:
+        total += layers * n * (4 + 2 + 4) + n * 6
+    if psd:
+        total += (layers + 1) * n * 4 + n * 4
+    return int(total * 1.1) + (1 << 20)
+
+
 def ensure_folder(folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     try:
@@ -116,7 +220,28 @@ def layer_palette(count: int) -> np.ndarray:
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] floats → uint8, rounded; in float32 and in bands of rows, so that a 50 MP
+    layer costs its own 150 MB, not a float64 copy of 1.2 GB."""
+    x = np.asarray(x)
+    out = np.empty(x.shape, np.uint8)
+    for r in range(0, x.shape[0], 512):
+        band = x[r:r + 512].astype(np.float32) * np.float32(255.0)
+        np.rint(band, out=band)
+        np.clip(band, 0, 255, out=band)
+        out[r:r + 512] = band
+    return out
+
+
+def _to_u16(x: np.ndarray) -> np.ndarray:
+    """An alpha in [0, 1] → uint16 (0–65535), rounded, in bands (see _to_u8)."""
+    x = np.asarray(x)
+    out = np.empty(x.shape, np.uint16)
+    for r in range(0, x.shape[0], 512):
+        band = x[r:r + 512].astype(np.float64) * 65535.0
+        np.rint(band, out=band)
+        np.clip(band, 0, 65535, out=band)
+        out[r:r + 512] = band
+    return out
 
 
 def _check(image: np.ndarray, alphas: np.ndarray, layer_images: Optional[np.ndarray]) -> None:
@@ -141,6 +266,11 @@ def layer_file_stem(index: int, name: str) -> str:
     return f"{index + 1:02d}_{slug}"
 
 
+# Files a PNG stack export writes (and older versions wrote): a later export into the
+# same folder replaces exactly these, never a user's other files.
+_OURS = re.compile(r"^(\d{2,}_.+\.png|layer_\d+\.png|alpha_\d+\.png|preview\.png|layers\.npz)$")
+
+
 def write_png_stack(
     folder: str | os.PathLike,
     image: np.ndarray,
@@ -152,28 +282,78 @@ def write_png_stack(
 ) -> list[Path]:
     """Per layer ``NN_name.png`` (RGBA, photo colours, alpha = layer) and
     ``NN_name_alpha.png`` (16-bit grey), then preview.png and layers.npz (float32
-    K×H×W alphas, names, parameters as JSON)."""
+    K×H×W alphas, names, parameters as JSON).
+
+    All or nothing: the stack is written into a temporary sibling folder and swapped
+    in at the end; files of an earlier export that this one does not write (layer 4
+    of a 4-layer run, after a 2-layer one) are removed, other files are left alone."""
     _check(image, alphas, layer_images)
-    folder = ensure_folder(folder)
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"cannot write to {target}: a file of that name exists")
+    parent = ensure_folder(target.parent if str(target.parent) else Path("."))
+    if target.exists() and not os.access(target, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write to folder {target}: permission denied")
     names = list(names) if names is not None else default_names(alphas.shape[0])
-    written: list[Path] = []
+    remove_stale_parts(parent, target.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=parent))
+    try:
+        written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata)
+        _swap_in(staging, target)
+    except OSError as e:
+        raise ExportError(f"cannot write the PNG stack to {target}: {e.strerror or e}") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return [target / name for name in written]
+
+
+def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata) -> list[str]:
+    written: list[str] = []
+    mode = 0o666 & ~_umask()
+
+    def put(name: str, save: Callable[[str], None]) -> None:
+        save(str(folder / name))
+        os.chmod(folder / name, mode)
+        written.append(name)
+
     for k, a in enumerate(alphas):
         stem = layer_file_stem(k, names[k])
         rgb = image if layer_images is None else layer_images[k]
         rgba = np.dstack([_to_u8(rgb), _to_u8(a)])
-        written.append(atomic_write(folder / f"{stem}.png", lambda t, x=rgba: _save_png(t, x, metadata)))
-        a16 = np.clip(np.rint(np.clip(a, 0, 1) * 65535.0), 0, 65535).astype(np.uint16)
-        written.append(atomic_write(folder / f"{stem}_alpha.png", lambda t, x=a16: _save_cv_png(t, x)))
+        put(f"{stem}.png", lambda t, x=rgba: _save_png(t, x, metadata))
+        del rgba
+        put(f"{stem}_alpha.png", lambda t, x=a: _save_cv_png(t, _to_u16(x)))
     prev = _to_u8(preview_image(image, alphas))
-    written.append(atomic_write(folder / "preview.png", lambda t: _save_png(t, prev, metadata)))
+    put("preview.png", lambda t, x=prev: _save_png(t, x, metadata))
     meta = json.dumps({"names": names, "params": params or {}}, default=str)
-    written.append(
-        atomic_write(
-            folder / "layers.npz",
-            lambda t: _save_npz(t, alphas=np.asarray(alphas, np.float32), meta=np.array(meta)),
-        )
-    )
+    put("layers.npz", lambda t: _save_npz(t, alphas=np.asarray(alphas, np.float32), meta=np.array(meta)))
     return written
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put the finished stack in ``staging`` where ``target`` is, in as few renames as
+    possible: the folder itself when ``target`` is new or holds only an earlier export,
+    else file by file (the user's own files in it stay)."""
+    if not target.exists():
+        os.chmod(staging, 0o777 & ~_umask())
+        os.rename(staging, target)
+        return
+    old = os.listdir(target)
+    if all(_OURS.match(n) for n in old):
+        os.chmod(staging, stat.S_IMODE(target.stat().st_mode))
+        aside = target.parent / f".{target.name}.{os.getpid()}.old.part"
+        os.rename(target, aside)
+        os.rename(staging, target)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    new = set(os.listdir(staging))
+    for name in new:
+        os.replace(staging / name, target / name)
+    for name in old:
+        if _OURS.match(name) and name not in new:
+            os.remove(target / name)
+    staging.rmdir()
 
 
 def _save_png(path: str, arr: np.ndarray, metadata: PhotoMetadata = PhotoMetadata()) -> None:

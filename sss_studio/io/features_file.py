@@ -25,8 +25,8 @@ def load_features_file(path: str | os.PathLike) -> np.ndarray:
                 arr = arr[arr.files[0]]
         except (ValueError, OSError, EOFError, IndexError) as e:
             raise FeaturesFileError(f"{p}: not a readable .npy array ({e})") from None
-        if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
-            raise FeaturesFileError(f"{p}: features must be a numeric H×W×D array, got shape {arr.shape}")
+        if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number) or 0 in arr.shape:
+            raise FeaturesFileError(f"{p}: features must be a numeric H×W×D array with D ≥ 1, got shape {arr.shape}")
         if not np.isfinite(arr).all():
             raise FeaturesFileError(f"{p}: features contain NaN or infinite values")
         return arr.astype(np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .export import PhotoMetadata
 
-# Pixels beyond this are refused before decoding (a 24-bit 200 MP photo needs 2.4 GB as float32).
+# Pixels beyond this are refused before decoding (a 24-bit 200 MP photo needs 2.4 GB as
+# float32). The one limit: Pillow's own decompression-bomb check is set to it while a
+# photo opens, so a 102 MP photo opens and a 300 MP one gets this module's message.
 MAX_PIXELS = 200_000_000
+_PIL_LIMIT = threading.Lock()
 
 
 class ImageLoadError(Exception):
@@ -96,13 +100,21 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
     if p.stat().st_size == 0:
         raise ImageLoadError(f"{p}: the file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        with _PIL_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(p)
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        if isinstance(e, UnidentifiedImageError):
-            raise ImageLoadError(f"{p}: not an image file this program can read") from None
-        raise ImageLoadError(f"{p}: too large to open safely") from None
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                im = Image.open(p)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageLoadError(f"{p}: more than the {max_pixels / 1e6:.0f} MP this program handles") from None
+    except UnidentifiedImageError:
+        deep = _opencv_only(p)   # float TIFFs, which Pillow does not read
+        if deep is not None:
+            info = ImageInfo(str(p), deep.shape[1], deep.shape[0], "F", 32, False)
+            return deep, info
+        raise ImageLoadError(f"{p}: not an image file this program can read") from None
     except OSError as e:
         if "truncated" in str(e).lower():
             raise ImageLoadError(f"{p}: the file is truncated or damaged") from None
@@ -131,7 +143,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
         bit_depth = 16 if mode.startswith("I;16") else 32 if mode in ("I", "F") else 8
         icc = im.info.get("icc_profile") or None
         dpi = _dpi(im.info.get("dpi"))
-        if p.suffix.lower() in (".png", ".tif", ".tiff"):
+        if p.suffix.lower() in (".png", ".tif", ".tiff") and _deeper_than_8_bits(im, p):
             deep = _sixteen_bit(str(p), orientation)
             if deep is not None:
                 info = ImageInfo(str(p), deep.shape[1], deep.shape[0], mode, 16, had_alpha, icc, dpi)
@@ -140,6 +152,46 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
         rgb = _to_rgb_float(im)
     info = ImageInfo(str(p), rgb.shape[1], rgb.shape[0], mode, bit_depth, had_alpha, icc, dpi)
     return rgb, info
+
+
+def _deeper_than_8_bits(im: Image.Image, path: Path) -> bool:
+    """Whether the file holds more than 8 bits per sample (Pillow reads 16-bit RGB as 8):
+    only then is OpenCV asked to decode it (it would print libpng's own errors for a
+    damaged 8-bit PNG that Pillow has already read)."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        return True
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            head = f.read(25)
+        return len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return any(isinstance(b, int) and b > 8 for b in bits)
+    return False
+
+
+def _opencv_only(path: Path) -> Optional[np.ndarray]:
+    """A float32/float64 TIFF (which Pillow cannot open) as H×W×3 float32 RGB; None if
+    OpenCV cannot read it either. Values in [0, 1] are taken as they are, larger ones as
+    0–255 or 0–65535 data."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    arr = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype not in (np.float32, np.float64) or arr.size == 0:
+        return None
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ImageLoadError(f"{path}: more than the {MAX_PIXELS / 1e6:.0f} MP this program handles")
+    f = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    peak = float(f.max(initial=0.0))
+    f = f / (1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0)
+    if f.ndim == 2:
+        rgb = np.repeat(f[:, :, None], 3, axis=2)
+    elif f.shape[2] >= 3:
+        rgb = f[:, :, 2::-1] if f.shape[2] == 3 else _composite_over_white(f[:, :, 2::-1], np.clip(f[:, :, 3], 0, 1))
+    else:
+        rgb = np.repeat(f[:, :, :1], 3, axis=2)
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 def _dpi(value) -> Optional[tuple[float, float]]:

@@ -80,6 +80,8 @@ def save_project(path: str | os.PathLike, data: ProjectData) -> Path:
 
 
 def load_project(path: str | os.PathLike) -> ProjectData:
+    """Read a project; a damaged one raises ProjectError with one line saying what is
+    wrong (never opens half a project)."""
     p = Path(path)
     if not p.is_file():
         raise ProjectError(f"{p}: no such project file")
@@ -87,23 +89,38 @@ def load_project(path: str | os.PathLike) -> ProjectData:
         with zipfile.ZipFile(p) as z:
             meta = json.loads(z.read("project.json").decode("utf-8"))
             alphas = np.load(io.BytesIO(z.read("alphas.npy")), allow_pickle=False)
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, UnicodeDecodeError) as e:
         raise ProjectError(f"{p}: not a readable sss_studio project ({e})") from None
-    if meta.get("format") != _MAGIC:
+    if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
         raise ProjectError(f"{p}: not an sss_studio project")
-    if int(meta.get("version", 0)) > FORMAT_VERSION:
-        raise ProjectError(f"{p}: made by a newer sss_studio (format {meta.get('version')})")
+    version = meta.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProjectError(f"{p}: damaged project (format version {version!r} is not a number)")
+    if version > FORMAT_VERSION:
+        raise ProjectError(f"{p}: made by a newer sss_studio (format {version})")
+    records = meta.get("layers")
+    if not isinstance(records, list) or not all(isinstance(d, dict) for d in records):
+        raise ProjectError(f"{p}: damaged layer records (not a list of layers)")
     try:
-        layers = [Layer.from_dict(d) for d in meta["layers"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ProjectError(f"{p}: damaged layer records ({e})") from None
-    if alphas.ndim != 3 or alphas.shape[0] != len(layers):
+        layers = [Layer.from_dict(d) for d in records]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ProjectError(f"{p}: damaged layer records ({type(e).__name__}: {e})") from None
+    if alphas.ndim != 3 or alphas.shape[0] != len(layers) or alphas.shape[0] == 0:
         raise ProjectError(f"{p}: damaged project (alphas {alphas.shape} for {len(layers)} layers)")
+    if not np.issubdtype(alphas.dtype, np.floating):
+        raise ProjectError(f"{p}: damaged project (alphas of type {alphas.dtype})")
+    if not np.isfinite(alphas).all():
+        raise ProjectError(f"{p}: damaged project (alphas with NaN or infinite values)")
+    if alphas.min() < -1e-3 or alphas.max() > 1 + 1e-3 or np.abs(alphas.sum(axis=0) - 1.0).max() > 1e-2:
+        raise ProjectError(f"{p}: damaged project (the layers' alphas do not sum to one)")
+    settings = meta.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ProjectError(f"{p}: damaged project (settings are not a mapping)")
     return ProjectData(
         photo_path=_find_photo(p, meta),
         alphas=alphas.astype(np.float32, copy=False),
         layers=layers,
-        settings=dict(meta.get("settings") or {}),
+        settings=dict(settings),
     )
 
 

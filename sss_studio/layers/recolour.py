@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,7 +48,15 @@ class Recolour:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recolour":
+        if not isinstance(d, dict):
+            raise TypeError(f"a recolour is a mapping, not {type(d).__name__}")
         tint = d.get("tint")
+        values = [d.get(k, 0.0) for k in ("hue", "saturation", "brightness", "tint_strength")]
+        values += list(tint) if isinstance(tint, (list, tuple)) else []
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise ValueError("a recolour's values are finite numbers")
+        if tint is not None and (not isinstance(tint, (list, tuple)) or len(tint) != 3):
+            raise ValueError("a tint is three numbers")
         return cls(
             hue=float(d.get("hue", 0.0)),
             saturation=float(d.get("saturation", 1.0)),

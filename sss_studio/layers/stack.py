@@ -63,9 +63,13 @@ class Layer:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layer":
+        """A layer record as stored in a project; ValueError/TypeError when it is not one."""
+        colour = tuple(int(c) for c in d["colour"])
+        if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
+            raise ValueError(f"a layer colour is three values 0–255, not {d['colour']!r}")
         return cls(
             name=str(d["name"]),
-            colour=tuple(int(c) for c in d["colour"]),  # type: ignore[arg-type]
+            colour=colour,  # type: ignore[arg-type]
             visible=bool(d.get("visible", True)),
             recolour=Recolour.from_dict(d.get("recolour", {})),
         )

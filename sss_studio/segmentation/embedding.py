@@ -206,6 +206,8 @@ class EmbeddingModel:
         """H×W×3 float RGB in [0,1] → H×W×D float32 unit-norm embedding at image resolution."""
         h, w = image.shape[:2]
         f = self._run(image, "embedding", cancel)
+        if not np.isfinite(f).all():
+            raise ModelError(f"{self.path.name} gave an embedding with NaN or infinite values: the model is broken")
         if f.shape[:2] != (h, w):
             f = _unit(resize(np.ascontiguousarray(f, dtype=np.float32), h, w, LINEAR))
         return np.ascontiguousarray(f, dtype=np.float32)
@@ -216,4 +218,6 @@ class EmbeddingModel:
             raise ModelError(f"{self.path.name} has no 'class_probs' output")
         h, w = image.shape[:2]
         p = self._run(image, "class_probs", cancel)
+        if not np.isfinite(p).all():
+            raise ModelError(f"{self.path.name} gave class probabilities with NaN or infinite values")
         return np.ascontiguousarray(resize(np.ascontiguousarray(p, dtype=np.float32), h, w, LINEAR))

@@ -81,11 +81,16 @@ class SegmentationResult:
         return int(self.alphas.shape[0])
 
 
+# The smallest photo side the stages work on: the matting affinity needs 3×3 windows,
+# the superpixels and eigenvectors a few hundred pixels; a 1-pixel strip is no photo.
+MIN_SIDE = 8
+
+
 def working_shape(h: int, w: int, max_pixels: int) -> tuple[int, int]:
     if h * w <= max_pixels:
         return h, w
     s = (max_pixels / (h * w)) ** 0.5
-    return max(3, int(round(h * s))), max(3, int(round(w * s)))
+    return max(MIN_SIDE, int(round(h * s))), max(MIN_SIDE, int(round(w * s)))
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,11 @@ class Segmenter:
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("the photo must be an H×W×3 RGB array")
+        if min(image.shape[:2]) < MIN_SIDE:
+            raise ValueError(f"the photo is {image.shape[1]}×{image.shape[0]} pixels: too small to split into "
+                             f"layers (at least {MIN_SIDE} pixels on each side)")
+        if not np.isfinite(image).all():
+            raise ValueError("the photo has pixels that are not numbers (NaN or infinite)")
         if features is not None:
             if features.ndim == 2:
                 features = features[:, :, None]
