@@ -67,3 +67,22 @@ def test_a_desktop_without_the_x11_libraries_gets_one_line(monkeypatch):
         assert proc.returncode == 1
         assert proc.stderr.strip().splitlines() == [
             "sss-studio: error: " + platform_check.message(["libxcb-cursor.so.0"])]
+
+
+def test_the_studio_closes_on_sigterm(tmp_path):
+    # A session that ends sends SIGTERM: the studio closes itself (keeping any unsaved
+    # work for the next start) instead of dying mid-write.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "-m", "sss_studio", "gui"], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # the window is up and idle
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

@@ -15,6 +15,36 @@ class StudioCannotStart(Exception):
     """The window cannot open here; the message says why and what to install."""
 
 
+def _close_on_sigterm(window) -> None:
+    """SIGTERM (a session logging out, ``kill``) closes the studio without asking, its
+    unsaved work kept in the recovery project for the next start. Python runs signal
+    handlers between its own steps only, so a short timer gives it those steps while
+    Qt's event loop runs."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    asked = {"term": False}
+
+    def handler(_signum, _frame) -> None:
+        asked["term"] = True
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM here
+        return
+    timer = QTimer(window)
+    timer.setInterval(200)
+
+    def check() -> None:
+        if asked["term"]:
+            timer.stop()
+            window.terminate()
+
+    timer.timeout.connect(check)
+    timer.start()
+
+
 def _check_features_fit(source, photo: str) -> None:
     """A features file given with a photo is for that photo: another size is refused now,
     as ``segment`` does (other photos opened later use the model)."""
@@ -132,6 +162,7 @@ def run_app(
     window.show()
 
     exit_code = {"value": 0}
+    _close_on_sigterm(window)
     if not screenshot:
         window.offer_recovery()
     if photo:

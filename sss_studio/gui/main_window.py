@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self.errors: list[str] = []           # every error shown, newest last (tests read it)
         self.show_dialogs = True               # False: errors only go to the status bar
         self.remember_recent = True            # False: opened files stay out of Open Recent
+        self._terminating = False              # closing on SIGTERM: keep the recovery file
         self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
         self.view_mode = "overlay"
         self.opacity = 0.5
@@ -501,11 +502,19 @@ class MainWindow(QMainWindow):
             import traceback
 
             traceback.print_exc()
-        self.autosave.discard()   # saved, discarded or clean: nothing to recover
+        if not self._terminating:
+            self.autosave.discard()   # saved, discarded or clean: nothing to recover
         event.accept()
         self.closed.emit()
 
     # -- crash recovery -----------------------------------------------------------------
+    def terminate(self) -> None:
+        """Close now, asking nothing: unsaved work stays in the recovery project."""
+        self._terminating = True
+        self.autosave.save_now()
+        self.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+        self.close()
+
     def offer_recovery(self) -> bool:
         """At start-up: restore the newest recovery project a crashed studio left, if the
         user wants it (it opens as unsaved work); the others go either way."""

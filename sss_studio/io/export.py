@@ -251,8 +251,19 @@ def _check(image: np.ndarray, alphas: np.ndarray, layer_images: Optional[np.ndar
         raise ExportError("layer_images must be K×H×W×3, one RGB image per layer")
 
 
+PREVIEW_PIXELS = 4_000_000   # preview.png is a look, not a product: larger photos are shown smaller
+
+
 def preview_image(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """The photo beside the layers drawn in distinct colours (H×2W×3 float)."""
+    """The photo beside the layers drawn in distinct colours (H×2W×3 float), at most
+    PREVIEW_PIXELS in all."""
+    h, w = image.shape[:2]
+    if 2 * h * w > PREVIEW_PIXELS:
+        s = (PREVIEW_PIXELS / (2 * h * w)) ** 0.5
+        sh, sw = max(1, int(h * s)), max(1, int(w * s))
+        image = cv2.resize(np.ascontiguousarray(image, np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+        alphas = np.stack([cv2.resize(np.ascontiguousarray(a, np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+                           for a in alphas])
     colours = layer_palette(alphas.shape[0])
     coloured = np.einsum("khw,kc->hwc", np.clip(alphas, 0, 1), colours)
     shaded = 0.75 * coloured + 0.25 * image.mean(axis=2, keepdims=True)
@@ -309,25 +320,35 @@ def write_png_stack(
 
 
 def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata) -> list[str]:
+    """The files, encoded on two threads (zlib and the PNG encoders release the GIL): at
+    most two layers' 8-bit pixels are in memory at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
     written: list[str] = []
     mode = 0o666 & ~_umask()
 
-    def put(name: str, save: Callable[[str], None]) -> None:
-        save(str(folder / name))
+    def put(name: str, make: Callable[[], np.ndarray], save: Callable[[str, np.ndarray], None]) -> str:
+        save(str(folder / name), make())
         os.chmod(folder / name, mode)
-        written.append(name)
+        return name
 
-    for k, a in enumerate(alphas):
-        stem = layer_file_stem(k, names[k])
+    def layer_rgba(k: int) -> np.ndarray:
         rgb = image if layer_images is None else layer_images[k]
-        rgba = np.dstack([_to_u8(rgb), _to_u8(a)])
-        put(f"{stem}.png", lambda t, x=rgba: _save_png(t, x, metadata))
-        del rgba
-        put(f"{stem}_alpha.png", lambda t, x=a: _save_cv_png(t, _to_u16(x)))
-    prev = _to_u8(preview_image(image, alphas))
-    put("preview.png", lambda t, x=prev: _save_png(t, x, metadata))
+        return np.dstack([_to_u8(rgb), _to_u8(alphas[k])])
+
+    jobs: list[tuple[str, Callable[[], np.ndarray], Callable[[str, np.ndarray], None]]] = []
+    for k in range(alphas.shape[0]):
+        stem = layer_file_stem(k, names[k])
+        jobs.append((f"{stem}.png", lambda k=k: layer_rgba(k), lambda t, x: _save_png(t, x, metadata)))
+        jobs.append((f"{stem}_alpha.png", lambda k=k: _to_u16(alphas[k]), _save_cv_png))
+    jobs.append(("preview.png", lambda: _to_u8(preview_image(image, alphas)), lambda t, x: _save_png(t, x, metadata)))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for name in pool.map(lambda job: put(*job), jobs):
+            written.append(name)
     meta = json.dumps({"names": names, "params": params or {}}, default=str)
-    put("layers.npz", lambda t: _save_npz(t, alphas=np.asarray(alphas, np.float32), meta=np.array(meta)))
+    _save_npz(str(folder / "layers.npz"), alphas=np.asarray(alphas, np.float32), meta=np.array(meta))
+    os.chmod(folder / "layers.npz", mode)
+    written.append("layers.npz")
     return written
 
 
@@ -362,11 +383,16 @@ def _save_png(path: str, arr: np.ndarray, metadata: PhotoMetadata = PhotoMetadat
         extra["icc_profile"] = metadata.icc_profile
     if metadata.dpi:
         extra["dpi"] = metadata.dpi
-    Image.fromarray(arr).save(path, format="PNG", **extra)
+    # zlib level 1: a 50 MP layer encodes several times faster than at the default 6, in
+    # files about a fifth larger (benchmarks/RESULTS.md, bench_large "export").
+    Image.fromarray(arr).save(path, format="PNG", compress_level=PNG_LEVEL, **extra)
+
+
+PNG_LEVEL = 1
 
 
 def _save_cv_png(path: str, arr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", arr)
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
     if not ok:
         raise ExportError(f"PNG encoding failed for {path}")
     with open(path, "wb") as f:
@@ -374,8 +400,14 @@ def _save_cv_png(path: str, arr: np.ndarray) -> None:
 
 
 def _save_npz(path: str, **arrays: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    """np.savez_compressed's format (np.load reads it), at zlib level 1 and streamed:
+    a 50 MP stack's 1 GB of float32 alphas is not held twice."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, arr in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
 
 
 def load_layers_npz(path: str | os.PathLike) -> tuple[np.ndarray, list[str], dict[str, Any]]:
@@ -429,59 +461,55 @@ def write_psd(
         One line saying why (sizes, a name over 255 characters, the disk); nothing
         half-written is left.
     """
-    from psd_tools import PSDImage
-    from psd_tools.api.layers import PixelLayer
+    from .psd_writer import MAX_SIDE, PsdLayer, write_layered_psd
 
     _check(image, alphas, layer_images)
     names = list(names) if names is not None else default_names(alphas.shape[0])
     h, w = image.shape[:2]
-    photo8 = _to_u8(image)
-
+    if max(h, w) > MAX_SIDE:
+        raise ExportError(f"a PSD is at most {MAX_SIDE} pixels a side and the photo is {w}×{h}: "
+                          "export a PNG stack instead")
     for name in names:
         if len(name) > 255:
             raise ExportError(f"a PSD layer name has at most 255 characters: {name[:40]}…")
+    photo8 = _to_u8(image)
+    opaque = np.full((h, w, 1), 255, np.uint8)
+
+    def layer_rgba(k: int) -> np.ndarray:
+        rgb = photo8 if layer_images is None else _to_u8(layer_images[k])
+        return np.concatenate([rgb, _to_u8(alphas[k])[:, :, None]], axis=2)
+
+    layers = [PsdLayer("Photo", lambda: np.concatenate([photo8, opaque], axis=2))]
+    layers += [PsdLayer(names[k], lambda k=k: layer_rgba(k), visible=not (hidden is not None and hidden[k]))
+               for k in range(alphas.shape[0])]
 
     def write(tmp: str) -> None:
-        psd = PSDImage.new("RGBA", (w, h))
-        _psd_metadata(psd, metadata)
-        base = np.dstack([photo8, np.full((h, w), 255, np.uint8)])
-        psd.append(PixelLayer.frompil(Image.fromarray(base, "RGBA"), psd, "Photo"))
-        for k, a in enumerate(alphas):
-            rgb = photo8 if layer_images is None else _to_u8(layer_images[k])
-            rgba = np.dstack([rgb, _to_u8(a)])
-            layer = PixelLayer.frompil(Image.fromarray(rgba, "RGBA"), psd, "Layer")
-            _set_layer_name(layer, names[k])
-            if hidden is not None and hidden[k]:
-                layer.visible = False
-            psd.append(layer)
+        merged = _flatten(image, alphas, layer_images, hidden)
         with open(tmp, "wb") as f:
-            psd.save(f)
+            write_layered_psd(f, layers, merged, metadata.icc_profile, metadata.dpi)
 
     return atomic_write(path, write)
 
 
-def _set_layer_name(layer: Any, name: str) -> None:
-    """The Unicode name block ('luni', what Photoshop, GIMP and psd-tools read) and, as
-    the legacy Pascal name, the name's UTF-8 bytes (≤ 255, whole characters): readers of
-    the legacy name only (ImageMagick) then show the name, not '?'."""
-    layer.name = name  # psd-tools writes 'luni' here
-    raw = name.encode("utf-8")
-    while len(raw) > 255:
-        name = name[:-1]
-        raw = name.encode("utf-8")
-    layer._record.name = raw.decode("mac_roman")  # written back as these very bytes
+def _flatten(image: np.ndarray, alphas: np.ndarray, layer_images: Optional[np.ndarray],
+             hidden: Optional[Sequence[bool]]) -> np.ndarray:
+    """The PSD's merged image, H×W×4 uint8: the opaque photo with the visible layers laid
+    over it in Normal mode, bottom to top, as a reader shows the file; in bands of rows."""
+    h, w = image.shape[:2]
+    out = np.empty((h, w, 4), np.uint8)
+    out[:, :, 3] = 255
+    for r in range(0, h, 512):
+        c = _u8_float(image[r:r + 512])
+        for k in range(alphas.shape[0]):
+            if hidden is not None and hidden[k]:
+                continue
+            a = _u8_float(alphas[k, r:r + 512])[:, :, None]
+            layer = c if layer_images is None else _u8_float(layer_images[k, r:r + 512])
+            c = a * layer + (1.0 - a) * c
+        out[r:r + 512, :, :3] = np.clip(np.rint(c * 255.0), 0, 255)
+    return out
 
 
-def _psd_metadata(psd: Any, metadata: PhotoMetadata) -> None:
-    """The ICC profile (resource 1039) and the resolution (1005, pixels per inch)."""
-    from psd_tools.constants import Resource
-    from psd_tools.psd.image_resources import ImageResource, ResoulutionInfo
-
-    resources = psd.image_resources
-    if metadata.icc_profile:
-        resources[Resource.ICC_PROFILE] = ImageResource(key=Resource.ICC_PROFILE, data=metadata.icc_profile)
-    if metadata.dpi:
-        hx, vy = (int(round(float(d) * 65536)) for d in metadata.dpi)   # 16.16 fixed point
-        info = ResoulutionInfo(horizontal=hx, horizontal_unit=1, width_unit=1, vertical=vy, vertical_unit=1,
-                               height_unit=1)
-        resources[Resource.RESOLUTION_INFO] = ImageResource(key=Resource.RESOLUTION_INFO, data=info)
+def _u8_float(x: np.ndarray) -> np.ndarray:
+    """What a reader sees of a value written as 8 bits: round(x·255) / 255, float32."""
+    return np.clip(np.rint(np.asarray(x, np.float32) * np.float32(255.0)), 0, 255) / np.float32(255.0)
