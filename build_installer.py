@@ -34,7 +34,7 @@ BUILD = ROOT / "build" / "pyinstaller"
 # Packages that read their own metadata (importlib.metadata) when they load: PyInstaller
 # does not copy dist-info folders unless told (pyamg's missing metadata killed the
 # frozen `segment` with a traceback).
-COPY_METADATA = ["pyamg", "scikit-image", "psd-tools", "numba", "onnxruntime", "onnxruntime-gpu", "imageio",
+COPY_METADATA = ["pyamg", "scikit-image", "numba", "onnxruntime", "onnxruntime-gpu", "imageio",
                  "pillow", "numpy", "scipy", "opencv-python-headless", "threadpoolctl", "sss_studio"]
 
 # Libraries of the build machine that the app does not need: the GTK platform theme

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_helpers import run_cli
+
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 
@@ -55,13 +57,6 @@ def test_black_and_white_and_empty_photos_segment(tmp_path, case):
 
 # -- the command line: one line and exit 1, never a traceback ------------------------------
 
-def _cli(*args, cwd=None, env_extra=None, timeout=300):
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "sss_studio", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
-
-
 def _one_line(proc, pattern):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -85,7 +80,7 @@ def small_photo(tmp_path_factory):
 def test_photos_too_small_to_split_get_one_line(tmp_path, size):
     h, w = size
     Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(tmp_path / "tiny.png")
-    proc = _cli("segment", tmp_path / "tiny.png", "--out", tmp_path / "o")
+    proc = run_cli("segment", tmp_path / "tiny.png", "--out", tmp_path / "o")
     _one_line(proc, "too small")
     assert not (tmp_path / "o").exists()  # nothing created for a rejected photo
 
@@ -96,7 +91,7 @@ def test_photos_too_small_to_split_get_one_line(tmp_path, size):
     (["--seed", "-1"], "--seed must be 0 or more"),
 ])
 def test_numbers_that_are_not_usable(small_photo, tmp_path, args, pattern):
-    proc = _cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy",
+    proc = run_cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy",
                 "--out", tmp_path / "o", *args)
     _one_line(proc, pattern)
     assert not (tmp_path / "o").exists()
@@ -104,7 +99,7 @@ def test_numbers_that_are_not_usable(small_photo, tmp_path, args, pattern):
 
 def test_features_with_no_channels(small_photo, tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((40, 56, 0), np.float32))
-    proc = _cli("segment", small_photo / "photo.png", "--features", tmp_path / "empty.npy", "--out", tmp_path / "o")
+    proc = run_cli("segment", small_photo / "photo.png", "--features", tmp_path / "empty.npy", "--out", tmp_path / "o")
     _one_line(proc, "D ≥ 1")
 
 
@@ -122,12 +117,12 @@ def test_a_model_that_returns_nan(small_photo, tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "nan.onnx")
-    proc = _cli("segment", small_photo / "photo.png", "--model", tmp_path / "nan.onnx", "--out", tmp_path / "o")
+    proc = run_cli("segment", small_photo / "photo.png", "--model", tmp_path / "nan.onnx", "--out", tmp_path / "o")
     _one_line(proc, "NaN")
 
 
 def test_more_layers_than_the_photo_has_are_said(small_photo, tmp_path):
-    proc = _cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy",
+    proc = run_cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy",
                 "--out", tmp_path / "o", "-k", "60")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "60 layers asked for; this photo gives" in proc.stderr
@@ -139,16 +134,16 @@ def test_a_read_only_psd_is_refused_unless_forced(small_photo, tmp_path):
     psd.chmod(0o444)
     args = ("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy", "--psd", psd, "-q")
     if os.geteuid() != 0:  # root may write anything: the refusal is checked by access(), as an editor does
-        _one_line(_cli(*args), "read-only")
+        _one_line(run_cli(*args), "read-only")
         assert psd.read_bytes() == b"old"
-    proc = _cli(*args, "--force")
+    proc = run_cli(*args, "--force")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert psd.read_bytes()[:4] == b"8BPS"
 
 
 def test_a_psd_path_that_is_a_folder(small_photo, tmp_path):
     (tmp_path / "x.psd").mkdir()
-    proc = _cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy", "--psd", tmp_path / "x.psd")
+    proc = run_cli("segment", small_photo / "photo.png", "--features", small_photo / "feats.npy", "--psd", tmp_path / "x.psd")
     _one_line(proc, "it is a folder")
 
 
@@ -165,7 +160,7 @@ def test_float_tiff_and_damaged_png(tmp_path):
     data = bytearray((tmp_path / "ok.png").read_bytes())
     data[40] ^= 0xFF
     (tmp_path / "bad.png").write_bytes(bytes(data))
-    proc = _cli("segment", tmp_path / "bad.png", "--out", tmp_path / "o")
+    proc = run_cli("segment", tmp_path / "bad.png", "--out", tmp_path / "o")
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no stray libpng line
     with pytest.raises(ImageLoadError):
         read_image(tmp_path / "bad.png")
@@ -175,22 +170,26 @@ def test_the_photo_size_limit_is_ours_not_pillows(tmp_path):
     from sss_studio.io.image import ImageLoadError, read_image
 
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "p.png")
-    with pytest.raises(ImageLoadError, match="more than the 0 MP"):
+    with pytest.raises(ImageLoadError, match="100×100 is 0 megapixels"):
         read_image(tmp_path / "p.png", max_pixels=5_000)
     assert read_image(tmp_path / "p.png", max_pixels=20_000)[0].shape == (100, 100, 3)
-    assert Image.MAX_IMAGE_PIXELS != 5_000 and Image.MAX_IMAGE_PIXELS != 20_000  # restored
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's own, restored
+    big = tmp_path / "big.png"
+    Image.new("1", (10_200, 10_000)).save(big)   # 102 MP: above Pillow's limit, below ours
+    _, info = read_image(big)
+    assert (info.width, info.height) == (10_200, 10_000)
 
 
 def test_a_screenshot_that_cannot_be_written_exits_instead_of_hanging(small_photo, tmp_path):
     (tmp_path / "afile").write_text("x")
-    proc = _cli("gui", small_photo / "photo.png", "--screenshot", tmp_path / "afile" / "shot.png",
+    proc = run_cli("gui", small_photo / "photo.png", "--screenshot", tmp_path / "afile" / "shot.png",
                 env_extra={"QT_QPA_PLATFORM": "offscreen"}, timeout=120)
     _one_line(proc, "cannot write the screenshot")
 
 
 def test_the_studio_refuses_features_of_another_size(small_photo, tmp_path):
     np.save(tmp_path / "small.npy", np.zeros((10, 10, 3), np.float32))
-    proc = _cli("gui", small_photo / "photo.png", "--features", tmp_path / "small.npy", "--screenshot",
+    proc = run_cli("gui", small_photo / "photo.png", "--features", tmp_path / "small.npy", "--screenshot",
                 tmp_path / "s.png", env_extra={"QT_QPA_PLATFORM": "offscreen"}, timeout=120)
     _one_line(proc, "sizes must match")
 

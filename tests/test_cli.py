@@ -1,7 +1,6 @@
 """The command line as a user meets it: real processes, real files."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -9,16 +8,8 @@ import pytest
 from PIL import Image
 from psd_tools import PSDImage
 
+from cli_helpers import run_cli
 from synthetic import best_match_errors, soft_regions
-
-
-def run_cli(*args, cwd=None, env_extra=None):
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sss_studio", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 from PySide6.QtCore import QObject, QStandardPaths, QTimer
 
+from ..io.export import pid_alive
 from ..io.params_dict import params_to_dict
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, save_project
 
@@ -26,24 +27,12 @@ def recovery_dir() -> Path:
     return Path(base or Path.home() / ".sss_studio") / "recovery"
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def left_behind() -> list[Path]:
     """Recovery projects of studios that are no longer running, newest first."""
     folder = recovery_dir()
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if (m := _NAME.match(p.name)) and not _alive(int(m.group(1)))]
+    found = [p for p in folder.iterdir() if (m := _NAME.match(p.name)) and not pid_alive(int(m.group(1)))]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

@@ -21,8 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .export import PhotoMetadata
 
 # Pixels beyond this are refused before decoding (a 24-bit 200 MP photo needs 2.4 GB as
-# float32). The one limit: Pillow's own decompression-bomb check is set to it while a
-# photo opens, so a 102 MP photo opens and a 300 MP one gets this module's message.
+# float32). The one limit: Pillow's own decompression-bomb check (89 MP) is off while a
+# photo's header is read, and this limit is checked before anything is decoded, so a
+# 102 MP photo opens and a 300 MP one gets this module's message.
 MAX_PIXELS = 200_000_000
 _PIL_LIMIT = threading.Lock()
 
@@ -102,7 +103,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[n
     try:
         with _PIL_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None   # ours is checked below
             try:
                 im = Image.open(p)
             finally:
