@@ -139,9 +139,9 @@ def test_recent_files_and_drag_drop(qtbot, studio, studio_scene, tmp_path):
     assert app_settings.recent_files() == [path]
     menu = w.actions_.recent_menu
     menu.aboutToShow.emit() if False else None  # filled on show; fill it now
-    from sss_studio.gui.menus import _fill_recent
+    from sss_studio.gui.menus import fill_recent
 
-    _fill_recent(w, menu)
+    fill_recent(w, menu)
     entries = [a for a in menu.actions() if a.toolTip() == path]
     assert entries
     entries[0].trigger()

@@ -22,7 +22,7 @@ from . import settings as app_settings
 from .canvas import Canvas
 from .document import Document
 from .file_filters import PROJECT_FILTER
-from .menus import Actions, build_menus
+from .menus import Actions, build_menus, fill_recent
 from .panels.layers import LayerPanel
 from .panels.recolour import RecolourPanel
 from .panels.weights import WeightsPanel
@@ -87,9 +87,13 @@ class MainWindow(QMainWindow):
         self.doc.selection_changed.connect(self._update_actions)
         self.doc.changed.connect(self._update_actions)
         self.doc.run_requested.connect(self._submit)
-        self.doc.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        # Bound methods, not lambdas, wherever a child's signal reaches the window: Qt
+        # disconnects those when the window goes, while a lambda could still be called
+        # from a child dying after it ("MainWindow already deleted" on quit).
+        self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
         self.canvas.hovered.connect(self._hover)
-        self.canvas.hover_left.connect(lambda: self.status.hover.setText(""))
+        self.doc.changed.connect(self._clear_hover)   # never the name of a layer that is gone
+        self.canvas.hover_left.connect(self._clear_hover)
         self.canvas.clicked.connect(self._click)
         self.layer_panel.merge_requested.connect(self.merge_selected)
         self.status.cancel_clicked.connect(self.cancel_run)
@@ -169,6 +173,12 @@ class MainWindow(QMainWindow):
         self.schedule_render()
 
     # -- canvas interaction -------------------------------------------------------------
+    def _clean_changed(self, clean: bool) -> None:
+        self.setWindowModified(not clean)
+
+    def _clear_hover(self) -> None:
+        self.status.hover.setText("")
+
     def _hover(self, x: float, y: float) -> None:
         stack = self.doc.stack
         if stack is None:
@@ -472,6 +482,7 @@ class MainWindow(QMainWindow):
         """Open Recent lists what a user opened or saved (not screenshots, not recovery files)."""
         if self.remember_recent and Path(path).parent != self.autosave.path.parent:
             app_settings.add_recent(path)
+            fill_recent(self, self.actions_.recent_menu)   # enabled now, even if it was empty at launch
 
     def _set_title(self, name: str) -> None:
         self.setWindowTitle(f"{name}[*] — {APP_TITLE}")
@@ -548,14 +559,30 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def restore_geometry(self) -> None:
+        """The last session's geometry, clamped to the screen it lands on (a window saved
+        at another scale factor or on a larger monitor must not open bigger than this one)."""
         g = app_settings.settings().value("geometry")
         if g is not None:
             self.restoreGeometry(g)
         else:
-            screen = QGuiApplication.primaryScreen()
-            if screen is not None:
-                r = screen.availableGeometry()
-                self.resize(min(1280, r.width()), min(820, r.height()))
+            self.resize(1280, 820)
+        self.clamp_to_screen()
+
+    def clamp_to_screen(self) -> None:
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        r = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        w = min(self.width(), r.width() - extra_w)
+        h = min(self.height(), r.height() - extra_h)
+        if (w, h) != (self.width(), self.height()):
+            self.resize(max(w, 320), max(h, 240))
+        x = min(max(self.x(), r.left()), r.right() - self.frameGeometry().width() + 1)
+        y = min(max(self.y(), r.top()), r.bottom() - self.frameGeometry().height() + 1)
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
 
 def _named_layers(names: list[str]) -> list[Layer]:

@@ -82,7 +82,11 @@ def build_menus(w: "MainWindow") -> Actions:
     undo.setShortcut(QKeySequence.StandardKey.Undo)
     undo.setIcon(icon("undo"))
     redo = w.doc.undo_stack.createRedoAction(w, "&Redo")
-    redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+    # Ctrl+Shift+Z and Ctrl+Y on every platform, each once: the platform's own Redo keys
+    # often include Ctrl+Shift+Z already, and one key twice on an action is an
+    # "ambiguous shortcut" that Qt then ignores.
+    redo.setShortcuts(_unique_keys([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y"),
+                                    *QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)]))
     redo.setIcon(icon("redo"))
 
     a = Actions(
@@ -103,7 +107,7 @@ def build_menus(w: "MainWindow") -> Actions:
         select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
         fit=_action(w, "&Fit to window", w.canvas.fit, "Ctrl+0", "fit", "Fit the photo in the window"),
         actual=_action(w, "&Actual size (100 %)", w.canvas.actual_size, "Ctrl+1", "actual", "Show the photo at 100 %"),
-        zoom_in=_action(w, "Zoom &in", lambda: w.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn),
+        zoom_in=_action(w, "Zoom &in", lambda: w.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn),  # + Ctrl+= below
         zoom_out=_action(w, "Zoom &out", lambda: w.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
         rerun=_action(w, "&Run segmentation", lambda: w.start_segmentation("rerun" if w.doc.has_layers else "open"),
                       "Ctrl+R", "run", "Run the segmentation again with the current sliders"),
@@ -113,6 +117,9 @@ def build_menus(w: "MainWindow") -> Actions:
         opacity_slider=QSlider(Qt.Orientation.Horizontal),
     )
 
+    # Ctrl+= zooms in too (the key under Ctrl++ without Shift), as in browsers and editors.
+    a.zoom_in.setShortcuts(_unique_keys([*QKeySequence.keyBindings(QKeySequence.StandardKey.ZoomIn),
+                                         QKeySequence("Ctrl+=")]))
     mb = w.menuBar()
     fm = mb.addMenu("&File")
     fm.addAction(a.open)
@@ -131,8 +138,8 @@ def build_menus(w: "MainWindow") -> Actions:
     fm.addAction(a.export_png)
     fm.addSeparator()
     fm.addAction(a.quit)
-    a.recent_menu.aboutToShow.connect(lambda: _fill_recent(w, a.recent_menu))
-    _fill_recent(w, a.recent_menu)
+    a.recent_menu.aboutToShow.connect(lambda: fill_recent(w, a.recent_menu))
+    fill_recent(w, a.recent_menu)
 
     em = mb.addMenu("&Edit")
     for act in (a.undo, a.redo):
@@ -226,12 +233,22 @@ def _quality_menus(w: "MainWindow", menu: QMenu) -> None:
     sync()
 
 
+def _unique_keys(keys: list[QKeySequence]) -> list[QKeySequence]:
+    seen, out = set(), []
+    for k in keys:
+        text = k.toString(QKeySequence.SequenceFormat.PortableText)
+        if text and text not in seen:
+            seen.add(text)
+            out.append(k)
+    return out
+
+
 def _last_dir() -> str:
     recent = app_settings.recent_files()
     return str(Path(recent[0]).parent) if recent else str(Path.home())
 
 
-def _fill_recent(w: "MainWindow", menu: QMenu) -> None:
+def fill_recent(w: "MainWindow", menu: QMenu) -> None:
     menu.clear()
     items = app_settings.recent_files()
     for path in items:

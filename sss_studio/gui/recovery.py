@@ -48,8 +48,11 @@ class Autosave(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.save_now)
-        doc.undo_stack.indexChanged.connect(lambda _i: self._timer.start())
+        doc.undo_stack.indexChanged.connect(self._edited)
         doc.undo_stack.cleanChanged.connect(self._clean_changed)
+
+    def _edited(self, _index: int) -> None:
+        self._timer.start()
 
     def _clean_changed(self, clean: bool) -> None:
         if clean:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 
@@ -17,6 +17,21 @@ def format_timings(timings: dict[str, float]) -> tuple[str, str]:
     short = f"{total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in longest) + ")"
     full = "\n".join(f"{k}: {v:.3f} s" for k, v in timings.items()) + f"\ntotal: {total:.3f} s"
     return short, full
+
+
+STAGE_WIDTH = 190
+PROVIDER_WIDTH = 220
+TIMINGS_WIDTH = 320
+
+
+def _set_elided(label: QLabel, text: str, width: int) -> None:
+    """Show ``text`` in ``label``, ending in "…" if it is wider than ``width``; the full
+    text stays available (``full_text`` and, when elided, the tooltip)."""
+    shown = label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width - 4)
+    label.setText(shown)
+    label.setProperty("full_text", text)
+    if shown != text and not label.toolTip():
+        label.setToolTip(text)
 
 
 class StudioStatusBar(QStatusBar):
@@ -37,6 +52,16 @@ class StudioStatusBar(QStatusBar):
         self.provider = QLabel("")
         self.provider.setToolTip("Where the semantic features came from (onnxruntime provider)")
         self.timings = QLabel("")
+        # Widths fixed and the run's widgets keeping their place while hidden: nothing in
+        # the bar moves under the pointer when a run starts or ends. Long texts are
+        # elided with "…" (the whole text in the tooltip), never cut mid-word.
+        self.stage.setFixedWidth(STAGE_WIDTH)
+        self.provider.setMaximumWidth(PROVIDER_WIDTH)
+        self.timings.setMaximumWidth(TIMINGS_WIDTH)
+        for w in (self.stage, self.progress, self.cancel):
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
         # All permanent (right-hand) widgets: temporary messages use the space on the left.
         for w in (self.hover, self.stage, self.progress, self.cancel, self.provider, self.timings):
             self.addPermanentWidget(w)
@@ -45,18 +70,18 @@ class StudioStatusBar(QStatusBar):
     def set_running(self, running: bool, text: str = "") -> None:
         for w in (self.stage, self.progress, self.cancel):
             w.setVisible(running)
-        self.stage.setText(text)
+        _set_elided(self.stage, text, STAGE_WIDTH)
         if running:
             self.progress.setValue(0)
 
     def set_progress(self, stage: str, fraction: float) -> None:
-        self.stage.setText(f"{stage}…")
+        _set_elided(self.stage, f"{stage}…", STAGE_WIDTH)
         self.progress.setValue(int(round(1000 * min(max(fraction, 0.0), 1.0))))
 
     def set_provider(self, note: str) -> None:
-        self.provider.setText(note)
+        _set_elided(self.provider, note, PROVIDER_WIDTH)
 
     def set_timings(self, timings: dict[str, float]) -> None:
         short, full = format_timings(timings)
-        self.timings.setText(short)
+        _set_elided(self.timings, short, TIMINGS_WIDTH)
         self.timings.setToolTip(full)

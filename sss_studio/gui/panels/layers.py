@@ -28,6 +28,7 @@ from ..resources import icon
 
 EYE, THUMB, NAME = 0, 1, 2
 THUMB_SIZE = 48
+EYE_SIZE = 20
 
 
 class LayerModel(QAbstractTableModel):
@@ -36,6 +37,9 @@ class LayerModel(QAbstractTableModel):
         self.doc = doc
         self._rows = 0
         self._thumbs: dict[tuple, QPixmap] = {}
+        # The alphas the cached thumbnails were drawn from (compared by identity: an id()
+        # in the key could be reused by the next photo's array, showing old thumbnails).
+        self._thumbs_of: object = None
         doc.changed.connect(self.refresh)
 
     def refresh(self) -> None:
@@ -46,8 +50,10 @@ class LayerModel(QAbstractTableModel):
             self.endResetModel()
         elif n:
             self.dataChanged.emit(self.index(0, 0), self.index(n - 1, NAME - 0))
-        if len(self._thumbs) > 256:
+        alphas = None if self.doc.stack is None else self.doc.stack.alphas
+        if alphas is not self._thumbs_of or len(self._thumbs) > 256:
             self._thumbs.clear()
+            self._thumbs_of = alphas
 
     def clear_cache(self) -> None:
         self._thumbs.clear()
@@ -63,11 +69,23 @@ class LayerModel(QAbstractTableModel):
             return ("", "", "Layer")[section]
         return None
 
+    def eye_pixmap(self, visible: bool) -> QPixmap:
+        """The eye at its own size (a QIcon would be drawn at the view's thumbnail-sized
+        icon size and clipped by the narrow column), sharp at the screen's scale."""
+        from PySide6.QtGui import QGuiApplication
+
+        screen = QGuiApplication.primaryScreen()
+        dpr = screen.devicePixelRatio() if screen is not None else 1.0
+        return icon("eye" if visible else "eye-off").pixmap(QSize(EYE_SIZE, EYE_SIZE), dpr)
+
     def thumbnail(self, row: int) -> QPixmap:
         stack = self.doc.stack
         assert stack is not None
         layer = stack.layer(row)
-        key = (id(stack.alphas), row, layer.recolour, layer.colour)
+        if stack.alphas is not self._thumbs_of:
+            self._thumbs.clear()
+            self._thumbs_of = stack.alphas
+        key = (row, layer.recolour, layer.colour)
         pix = self._thumbs.get(key)
         if pix is None:
             img = to_qimage(stack.thumbnail(row, THUMB_SIZE))
@@ -88,7 +106,7 @@ class LayerModel(QAbstractTableModel):
         col = index.column()
         if col == EYE:
             if role == Qt.ItemDataRole.DecorationRole:
-                return icon("eye" if layer.visible else "eye-off")
+                return self.eye_pixmap(layer.visible)
             if role == Qt.ItemDataRole.ToolTipRole:
                 return "Show/hide (Alt-click: show only this layer; again to restore)"
             if role == Qt.ItemDataRole.AccessibleTextRole:
@@ -144,7 +162,7 @@ class LayerView(QTreeView):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(EYE, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(THUMB, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(EYE, 28)
+        header.resizeSection(EYE, EYE_SIZE + 14)
         header.resizeSection(THUMB, THUMB_SIZE + 16)
 
     def _rename_row(self, index: QModelIndex) -> None:

@@ -74,6 +74,8 @@ class WeightsPanel(QWidget):
         self.status = QLabel("")
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
+        # Room for two lines always: the sliders above do not move when "Running…" appears.
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.reset_button)

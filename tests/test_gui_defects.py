@@ -1,0 +1,136 @@
+"""Defects a retoucher met in the studio (issue 17, part 5), each checked as it was seen."""
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QCoreApplication, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence
+
+from gui_helpers import TIMEOUT, opened
+
+
+def _keys(action: QAction) -> list[str]:
+    return [k.toString(QKeySequence.SequenceFormat.PortableText) for k in action.shortcuts()]
+
+
+def test_no_key_is_claimed_twice_and_redo_works_by_keyboard(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    owners: dict[str, str] = {}
+    for act in w.findChildren(QAction):
+        keys = _keys(act)
+        assert len(keys) == len(set(keys)), (act.text(), keys)   # one key twice on an action: ambiguous
+        for k in keys:
+            assert k not in owners or owners[k] == act.text(), (k, owners.get(k), act.text())
+            owners[k] = act.text()
+    assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= set(_keys(w.actions_.redo))
+    assert "Ctrl+=" in _keys(w.actions_.zoom_in)
+    assert w.doc.rename(0, "sky")
+    w.actions_.undo.trigger()
+    assert w.doc.stack.layer(0).name != "sky"
+    w.activateWindow()
+    w.canvas.setFocus()
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.doc.stack.layer(0).name == "sky"
+    zoom = w.canvas.zoom
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert w.canvas.zoom > zoom
+
+
+def test_another_photo_with_as_many_layers_gets_its_own_thumbnails(qtbot, studio, studio_scene, tmp_path):
+    w = opened(qtbot, studio, studio_scene)
+    first = w.layer_panel.model.thumbnail(0).toImage()
+    other = tmp_path / "other.png"
+    img = np.asarray(Image.open(studio_scene[0]))
+    Image.fromarray(255 - img).save(other)   # other colours, the same size and regions
+    assert w.open_photo(str(other))
+    qtbot.waitUntil(lambda: not w.worker.busy and w.doc.has_layers, timeout=TIMEOUT)
+    assert len(w.doc.stack) == 3
+    assert w.layer_panel.model.thumbnail(0).toImage() != first
+
+
+def test_open_recent_is_enabled_once_something_was_opened(qtbot, studio, studio_scene):
+    w = studio()
+    assert not w.actions_.recent_menu.isEnabled()   # nothing opened yet
+    assert w.open_photo(str(studio_scene[0]))
+    assert w.actions_.recent_menu.isEnabled()
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+
+
+def test_nothing_in_the_status_bar_moves_when_a_run_starts_or_ends(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    QCoreApplication.processEvents()
+    before = [x.geometry() for x in (w.status.provider, w.status.timings, w.status.hover)]
+    w.status.set_running(True, "Segmenting…")
+    QCoreApplication.processEvents()
+    assert [x.geometry() for x in (w.status.provider, w.status.timings, w.status.hover)] == before
+    w.status.set_running(False)
+    QCoreApplication.processEvents()
+    assert [x.geometry() for x in (w.status.provider, w.status.timings, w.status.hover)] == before
+
+
+def test_status_texts_are_elided_not_cut_and_never_stale(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    w.status.set_timings({f"a stage with a long name {i}": 1.0 + i for i in range(8)})
+    text = w.status.timings.text()
+    assert text.endswith("…") and w.status.timings.fontMetrics().horizontalAdvance(text) <= w.status.timings.maximumWidth()
+    w._hover(5.0, 20.0)
+    assert w.doc.stack.layer(w.doc.stack.hit_test(5, 20)).name in w.status.hover.text()
+    w.doc.set_selection([0, 1])
+    assert w.doc.merge_selected()            # the layers change: no old name stays on show
+    assert w.status.hover.text() == ""
+
+
+def test_the_window_never_opens_larger_than_the_screen(qtbot, studio):
+    w = studio()
+    screen = w.screen().availableGeometry()
+    w.resize(QSize(screen.width() * 3, screen.height() * 3))
+    w.clamp_to_screen()
+    assert w.frameGeometry().width() <= screen.width() and w.frameGeometry().height() <= screen.height()
+
+
+def test_the_eye_fits_its_column(qtbot, studio, studio_scene):
+    from sss_studio.gui.panels.layers import EYE
+
+    w = opened(qtbot, studio, studio_scene)
+    pix = w.layer_panel.model.data(w.layer_panel.model.index(0, EYE), Qt.ItemDataRole.DecorationRole)
+    size = pix.deviceIndependentSize()
+    assert size.width() <= w.layer_panel.view.header().sectionSize(EYE) - 4
+
+
+def test_quit_after_rerun_undo_redo_gives_no_traceback(qtbot, studio, studio_scene):
+    # Seen: "MainWindow already deleted" on quit after re-segment, undo, redo, Quit, Discard.
+    # pytest-qt fails the test on any exception raised inside a Qt callback.
+    w = opened(qtbot, studio, studio_scene)
+    w.weights_panel.set_value("semantic", 0.03)
+    w.weights_panel.flush()
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
+    w.actions_.undo.trigger()
+    w.actions_.redo.trigger()
+    assert w.doc.is_modified
+    w.close()
+    assert w.prompts == ["unsaved"]      # asked, answered Discard
+    QCoreApplication.processEvents()
+    # The fixture then deletes the window as run_app does (deleteLater, posted events):
+    # an exception raised in a callback while it goes fails this test at teardown.
+
+
+def test_disabled_menu_items_look_disabled(qtbot, studio):
+    # The dark theme drew disabled items like enabled ones: grab both and compare.
+    from PySide6.QtWidgets import QMenu
+
+    from sss_studio.gui.resources import style_sheet
+
+    w = studio()
+    menu = QMenu(w)
+    menu.setStyleSheet(style_sheet())   # the app's theme (run_app sets it on the application)
+    on, off = menu.addAction("Export PSD…"), menu.addAction("Export PSD…")
+    off.setEnabled(False)
+    menu.popup(w.mapToGlobal(w.rect().center()))
+    qtbot.waitExposed(menu)
+    img = menu.grab().toImage()
+    rows = [menu.actionGeometry(a) for a in (on, off)]
+    ink = []
+    for r in rows:
+        px = [img.pixelColor(x, y).lightness() for x in range(r.left(), r.right()) for y in range(r.top(), r.bottom())]
+        ink.append(max(px))
+    menu.close()
+    assert ink[1] < ink[0] - 40   # the disabled item's text is clearly dimmer
