@@ -137,8 +137,14 @@ def test_end_to_end(qtbot, studio, studio_scene, tmp_path):
     assert len(stack) == 2 and stack.alphas is before.alphas  # the old layers stay meanwhile
     wait_idle(qtbot, w)
     assert w.errors == []
-    assert stack.alphas is not before.alphas and len(stack) == 3
+    # The edits survive it: the merged layer comes back merged, the recoloured one keeps
+    # its name and recolour (matched to the new layers by overlap).
+    assert stack.alphas is not before.alphas and len(stack) == 2
     assert sums_to_one(stack.alphas)
+    assert [l.name for l in stack.layers] == [l.name for l in before.layers]
+    assert stack.layer(k).recolour == before.layers[k].recolour and not stack.layer(k).recolour.is_identity
+    assert stack.layer(1 - k).merged
+    assert "kept their names and edits" in w.statusBar().currentMessage()
     assert w.doc.params.weights.semantic == pytest.approx(0.05, rel=0.02)
     assert w.doc.undo_stack.count() == count + 1
     assert "weights" in w.doc.undo_stack.undoText()

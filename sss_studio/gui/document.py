@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..io.export import PhotoMetadata
+from ..layers.carry import Carried, carry_edits
 from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
 from ..layers.stack import LayerStack
@@ -212,13 +213,17 @@ class Document(QObject):
         return self.edit("Recolour", mutate, merge_key=("recolour", tuple(idx), self._recolour_session))
 
     def apply_new_layers(self, alphas: np.ndarray, params: SegmenterParams,
-                         names: Optional[Sequence[str]] = None) -> bool:
-        """A re-run's layers replace the current ones as one undoable step."""
+                         names: Optional[Sequence[str]] = None) -> Optional[Carried]:
+        """A re-run's layers replace the current ones as one undoable step, each taking
+        over the edits of the earlier layer it matches (layers.carry). Returns what was
+        carried over (None without layers)."""
         if self.stack is None:
-            return False
-        fresh = self.stack.with_new_alphas(alphas, names)
-        text = f"Apply weights ({alphas.shape[0]} layers)"
-        return self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
+            return None
+        carried = carry_edits(self.stack.alphas, self.stack.layers, alphas, names)
+        fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
+        text = f"Apply weights ({len(carried.layers)} layers)"
+        self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
+        return carried
 
 
 _MERGEABLE_ID = 1001

@@ -287,8 +287,8 @@ class MainWindow(QMainWindow):
             self.doc.set_params(req.params)
             self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
-            self.doc.apply_new_layers(result.alphas, req.params, result.layer_names)
-            self.status.showMessage(f"New settings applied: {result.layer_count} layers (Ctrl+Z to go back).", 8000)
+            carried = self.doc.apply_new_layers(result.alphas, req.params, result.layer_names)
+            self.status.showMessage(_carried_message(carried), 10000)
 
     def _run_failed(self, outcome: Outcome) -> None:
         self.status.set_provider(outcome.note)
@@ -583,6 +583,20 @@ class MainWindow(QMainWindow):
         y = min(max(self.y(), r.top()), r.bottom() - self.frameGeometry().height() + 1)
         if (x, y) != (self.x(), self.y()):
             self.move(x, y)
+
+
+def _carried_message(carried) -> str:
+    """What a re-run did to the user's layers, in one line for the status bar."""
+    if carried is None:
+        return "New settings applied (Ctrl+Z to go back)."
+    parts = [f"New settings applied: {len(carried.layers)} layers"]
+    if carried.kept:
+        parts.append(f"{carried.kept} kept their names and edits")
+    if carried.new:
+        parts.append("new: " + ", ".join(carried.new))
+    if carried.gone:
+        parts.append("no match for: " + ", ".join(carried.gone))
+    return "; ".join(parts) + " (Ctrl+Z to go back)."
 
 
 def _named_layers(names: list[str]) -> list[Layer]:

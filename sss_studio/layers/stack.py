@@ -52,6 +52,7 @@ class Layer:
     colour: tuple[int, int, int]          # swatch / overlay colour, 0–255 RGB
     visible: bool = True
     recolour: Recolour = field(default_factory=Recolour)
+    merged: bool = False                  # made by merging layers (a re-run merges its parts again)
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +60,7 @@ class Layer:
             "colour": list(self.colour),
             "visible": self.visible,
             "recolour": self.recolour.to_dict(),
+            "merged": self.merged,
         }
 
     @classmethod
@@ -72,6 +74,7 @@ class Layer:
             colour=colour,  # type: ignore[arg-type]
             visible=bool(d.get("visible", True)),
             recolour=Recolour.from_dict(d.get("recolour", {})),
+            merged=bool(d.get("merged", False)),
         )
 
 
@@ -189,6 +192,7 @@ class LayerStack:
             colour=parts[0].colour,
             visible=any(p.visible for p in parts),
             recolour=parts[0].recolour if len(recolours) == 1 else Recolour(),
+            merged=True,
         )
         keep = [k for k in range(len(self._layers)) if k not in idx[1:]]
         new_alphas = np.empty((len(keep),) + self._alphas.shape[1:], np.float32)
@@ -339,13 +343,6 @@ class LayerStack:
         alphas = np.stack([resize(a, sh, sw) for a in self._alphas])
         alphas /= np.maximum(alphas.sum(axis=0, keepdims=True), 1e-8)
         return LayerStack(image, alphas, self._layers)
-
-    # -- construction from a new result ----------------------------------------------
-    def with_new_alphas(self, alphas: np.ndarray, names: Optional[Sequence[str]] = None) -> "LayerStack":
-        """A fresh stack on the same photo (e.g. a re-run with new weights)."""
-        k = alphas.shape[0]
-        layers = [Layer(names[i] if names else default_name(i), default_colour(i)) for i in range(k)]
-        return LayerStack(self.image, alphas, layers)
 
 
 def sums_to_one(alphas: np.ndarray, atol: float = 1e-4) -> bool:
