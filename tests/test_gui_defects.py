@@ -134,3 +134,47 @@ def test_disabled_menu_items_look_disabled(qtbot, studio):
         ink.append(max(px))
     menu.close()
     assert ink[1] < ink[0] - 40   # the disabled item's text is clearly dimmer
+
+
+# -- what a retoucher expected and did not find (issue 17, part 4) ---------------------
+
+def test_mask_view_zoom_readout_hover_outline_and_help(qtbot, studio, studio_scene):
+    from sss_studio.layers.render import render_view
+
+    w = opened(qtbot, studio, studio_scene)
+    stack = w.doc.stack
+    w.doc.set_selection([1])
+    mask = render_view(stack, "mask", 0.5, [1])
+    assert np.allclose(mask[:, :, 0], np.clip(stack.alphas[1], 0, 1)) and np.allclose(mask[:, :, 0], mask[:, :, 2])
+    w.canvas.actual_size()
+    assert w.status.zoom.text() == "100 %"
+    w.canvas.zoom_by(2.0)
+    assert w.status.zoom.text() == "200 %"
+    # The layer under the pointer is outlined on the canvas, not only named in the status bar.
+    w.doc.set_selection([])
+    w._hover(5.0, 20.0)
+    assert w.hovered == stack.hit_test(5, 20)
+    plain = render_view(stack, "overlay", 0.5, [])
+    outlined = render_view(stack, "overlay", 0.5, [], hovered=w.hovered)
+    assert (np.abs(outlined - plain).max(axis=2) > 0).sum() > 10
+    w.show_shortcuts()
+    names = dict(w.last_help)
+    assert names["Redo"] and names["Merge selected layers"] == "Ctrl+E" and "Delete layer" in names
+
+
+def test_reorder_and_delete_layers_keep_the_sum_and_undo(qtbot, studio, studio_scene):
+    w = opened(qtbot, studio, studio_scene)
+    stack = w.doc.stack
+    before = stack.snapshot()
+    names = [l.name for l in stack.layers]
+    w.doc.set_selection([2])
+    w.actions_.move_up.trigger()
+    assert [l.name for l in stack.layers] == [names[0], names[2], names[1]]
+    assert np.array_equal(stack.alphas[1], before.alphas[2])
+    w.doc.set_selection([1])
+    w.actions_.delete_layer.trigger()
+    assert len(stack) == 2 and np.allclose(stack.alphas.sum(axis=0), 1.0, atol=1e-5)
+    assert [l.name for l in stack.layers] == [names[0], names[1]]
+    w.actions_.undo.trigger()
+    w.actions_.undo.trigger()
+    assert stack.alphas is before.alphas and stack.layers == before.layers

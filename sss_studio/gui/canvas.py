@@ -18,6 +18,7 @@ class Canvas(QGraphicsView):
     hovered = Signal(float, float)                 # image x, y under the cursor
     hover_left = Signal()
     clicked = Signal(float, float, object)         # image x, y, Qt.KeyboardModifiers
+    zoom_changed = Signal(float)                   # the view's scale (1 = 100 %)
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -84,11 +85,13 @@ class Canvas(QGraphicsView):
             return
         self.resetTransform()
         self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoom_changed.emit(self.zoom)
 
     def actual_size(self) -> None:
         centre = self.mapToScene(self.viewport().rect().center())
         self.resetTransform()
         self.centerOn(centre)
+        self.zoom_changed.emit(self.zoom)
 
     def zoom_by(self, factor: float, anchor: Optional[QPointF] = None) -> None:
         """Scale by ``factor`` keeping the scene point under ``anchor`` (viewport
@@ -103,6 +106,7 @@ class Canvas(QGraphicsView):
         after = self.mapToScene(anchor.toPoint())
         d = after - before
         self.translate(d.x(), d.y())
+        self.zoom_changed.emit(self.zoom)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)

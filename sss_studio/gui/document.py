@@ -168,6 +168,21 @@ class Document(QObject):
         names = len(self.selection)
         return self.edit(f"Merge {names} layers", lambda s: [s.merge(self.selection)])
 
+    def move_layer(self, index: int, to: int) -> bool:
+        """Move a layer up or down the stack (the PSD's order), as one undoable step."""
+        if self.stack is None or not (0 <= index < len(self.stack)) or not (0 <= to < len(self.stack)) or index == to:
+            return False
+        name = self.stack.layer(index).name
+        return self.edit(f"Move {name}", lambda s: [s.move(index, to)])
+
+    def delete_layer(self, index: int) -> bool:
+        """Remove a layer; the others share its alpha (Σα = 1 stays), one undoable step."""
+        if self.stack is None or len(self.stack) < 2 or not 0 <= index < len(self.stack):
+            return False
+        self._solo_saved = None
+        name = self.stack.layer(index).name
+        return self.edit(f"Delete {name}", lambda s: (s.delete(index), [])[1])
+
     def rename(self, index: int, name: str) -> bool:
         name = name.strip()
         if self.stack is None or not name or name == self.stack.layer(index).name:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from ..io.image import ImageLoadError, read_image
@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self._terminating = False              # closing on SIGTERM: keep the recovery file
         self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
         self.view_mode = "overlay"
+        self.hovered: Optional[int] = None      # the layer under the pointer, outlined on the canvas
         self.opacity = 0.5
         self._tasks: list[Worker] = []
         self._preview: Optional[LayerStack] = None
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.doc.changed.connect(self._clear_hover)   # never the name of a layer that is gone
         self.canvas.hover_left.connect(self._clear_hover)
         self.canvas.clicked.connect(self._click)
+        self.canvas.zoom_changed.connect(self.status.set_zoom)
         self.layer_panel.merge_requested.connect(self.merge_selected)
         self.status.cancel_clicked.connect(self.cancel_run)
         self.worker.started.connect(self._run_started)
@@ -148,7 +150,7 @@ class MainWindow(QMainWindow):
         self._render_timer.stop()
         preview = self.preview_stack()
         if preview is not None:
-            arr = render_view(preview, self.view_mode, self.opacity, self.doc.selection)
+            arr = render_view(preview, self.view_mode, self.opacity, self.doc.selection, hovered=self.hovered)
             size = self.doc.stack.shape if self.doc.stack is not None else preview.shape
         elif self.doc.image is not None:
             arr = self.doc.image
@@ -178,6 +180,36 @@ class MainWindow(QMainWindow):
 
     def _clear_hover(self) -> None:
         self.status.hover.setText("")
+        if self.hovered is not None:
+            self.hovered = None
+            self.schedule_render()
+
+    def move_selected(self, step: int) -> None:
+        if self.doc.selection:
+            k = self.doc.selection[0]
+            self.doc.move_layer(k, k + step)
+
+    def delete_selected(self) -> None:
+        if self.doc.selection and not self.doc.delete_layer(self.doc.selection[0]):
+            self.status.showMessage("The last layer cannot be deleted.", 5000)
+
+    def show_shortcuts(self) -> None:
+        """Help › Keyboard shortcuts: every action that has keys, from the actions themselves."""
+        rows = []
+        for act in self.findChildren(QAction):
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
+            if keys and act.text():
+                rows.append((act.text().replace("&", ""), keys))
+        rows = sorted(set(rows), key=lambda r: r[0].lower())
+        rows += [("Pan", "Space + drag, or middle button"), ("Zoom about the pointer", "mouse wheel"),
+                 ("Add to / remove from the selection", "Shift+click / Alt+click"),
+                 ("Show only this layer", "Alt+click the eye")]
+        text = "<table>" + "".join(f"<tr><td>{a}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for a, k in rows) + "</table>"
+        self.last_help = rows
+        if self.show_dialogs:
+            box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", text, QMessageBox.StandardButton.Close, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
 
     def _hover(self, x: float, y: float) -> None:
         stack = self.doc.stack
@@ -185,6 +217,9 @@ class MainWindow(QMainWindow):
             self.status.hover.setText(f"{int(x)}, {int(y)}")
             return
         k = stack.hit_test(x, y)
+        if k != self.hovered:
+            self.hovered = k
+            self.schedule_render()   # the layer under the pointer is outlined, as a magic wand shows it
         if k is None:
             self.status.hover.setText("")
             return
@@ -222,6 +257,9 @@ class MainWindow(QMainWindow):
         has = self.doc.has_layers
         a.merge.setEnabled(has and len(self.doc.selection) >= 2)
         a.rename.setEnabled(has and bool(self.doc.selection))
+        for act in (a.move_up, a.move_down):
+            act.setEnabled(has and bool(self.doc.selection))
+        a.delete_layer.setEnabled(has and bool(self.doc.selection) and len(self.doc.stack or ()) > 1)
         for act in (a.export_psd, a.export_png, a.save_project, a.save_project_as, a.select_none):
             act.setEnabled(has)
         a.rerun.setEnabled(self.doc.image is not None)

@@ -17,7 +17,7 @@ from .resources import icon, sample_photos
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-VIEW_MODE_TITLES = {"overlay": "Overlay", "layer": "Layer alone", "photo": "Photo only"}
+VIEW_MODE_TITLES = {"overlay": "Overlay", "layer": "Layer alone", "photo": "Photo only", "mask": "Mask"}
 
 
 @dataclass
@@ -33,6 +33,10 @@ class Actions:
     redo: QAction
     merge: QAction
     rename: QAction
+    move_up: QAction
+    move_down: QAction
+    delete_layer: QAction
+    shortcuts: QAction
     select_none: QAction
     fit: QAction
     actual: QAction
@@ -104,6 +108,12 @@ def build_menus(w: "MainWindow") -> Actions:
         merge=_action(w, "&Merge selected layers", w.merge_selected, "Ctrl+E", "merge",
                       "Merge the selected layers into one (alphas add up)"),
         rename=_action(w, "Re&name layer", w.rename_selected, "F2"),
+        move_up=_action(w, "Move layer &up", lambda: w.move_selected(-1), "Ctrl+Up", "",
+                        "Move the selected layer up the list (and down the PSD's stack)"),
+        move_down=_action(w, "Move layer do&wn", lambda: w.move_selected(1), "Ctrl+Down"),
+        delete_layer=_action(w, "&Delete layer", w.delete_selected, QKeySequence.StandardKey.Delete, "",
+                             "Remove the selected layer; the others share its alpha"),
+        shortcuts=_action(w, "&Keyboard shortcuts", w.show_shortcuts, "F1"),
         select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
         fit=_action(w, "&Fit to window", w.canvas.fit, "Ctrl+0", "fit", "Fit the photo in the window"),
         actual=_action(w, "&Actual size (100 %)", w.canvas.actual_size, "Ctrl+1", "actual", "Show the photo at 100 %"),
@@ -145,7 +155,7 @@ def build_menus(w: "MainWindow") -> Actions:
     for act in (a.undo, a.redo):
         em.addAction(act)
     em.addSeparator()
-    for act in (a.merge, a.rename, a.select_none):
+    for act in (a.merge, a.rename, a.move_up, a.move_down, a.delete_layer, a.select_none):
         em.addAction(act)
 
     vm = mb.addMenu("&View")
@@ -171,6 +181,8 @@ def build_menus(w: "MainWindow") -> Actions:
     rm.addAction(a.cancel)
     rm.addSeparator()
     _quality_menus(w, rm)
+    hm = mb.addMenu("&Help")
+    hm.addAction(a.shortcuts)
 
     tb = QToolBar("Main", w)
     tb.setObjectName("main_toolbar")

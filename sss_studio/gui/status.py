@@ -41,6 +41,9 @@ class StudioStatusBar(QStatusBar):
         super().__init__(parent)
         self.hover = QLabel("")
         self.hover.setMinimumWidth(160)
+        self.zoom = QLabel("")
+        self.zoom.setFixedWidth(56)
+        self.zoom.setToolTip("Zoom (Ctrl+0 fits, Ctrl+1 is 100 %)")
         self.stage = QLabel("")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -63,7 +66,7 @@ class StudioStatusBar(QStatusBar):
             policy.setRetainSizeWhenHidden(True)
             w.setSizePolicy(policy)
         # All permanent (right-hand) widgets: temporary messages use the space on the left.
-        for w in (self.hover, self.stage, self.progress, self.cancel, self.provider, self.timings):
+        for w in (self.hover, self.zoom, self.stage, self.progress, self.cancel, self.provider, self.timings):
             self.addPermanentWidget(w)
         self.set_running(False)
 
@@ -77,6 +80,9 @@ class StudioStatusBar(QStatusBar):
     def set_progress(self, stage: str, fraction: float) -> None:
         _set_elided(self.stage, f"{stage}…", STAGE_WIDTH)
         self.progress.setValue(int(round(1000 * min(max(fraction, 0.0), 1.0))))
+
+    def set_zoom(self, scale: float) -> None:
+        self.zoom.setText(f"{scale * 100:.0f} %" if scale >= 0.1 else f"{scale * 100:.1f} %")
 
     def set_provider(self, note: str) -> None:
         _set_elided(self.provider, note, PROVIDER_WIDTH)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ def checkerboard(h: int, w: int, cell: int = 8, light: float = 0.8, dark: float 
     return np.repeat(board[:, :, None], 3, axis=2)
 
 
-VIEW_MODES = ("overlay", "layer", "photo")
+VIEW_MODES = ("overlay", "layer", "photo", "mask")
 
 
 def render_view(
@@ -28,6 +28,8 @@ def render_view(
     selection: Sequence[int] = (),
     dim_unselected: float = 0.5,
     outline_colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    hovered: Optional[int] = None,
+    hover_colour: tuple[float, float, float] = (1.0, 0.85, 0.2),
 ) -> np.ndarray:
     """What the canvas shows (H×W×3 in [0,1]).
 
@@ -35,8 +37,14 @@ def render_view(
     selected, the others are dimmed and the selection is outlined.
     layer: the selected layers (all visible ones if none) alone on a checkerboard.
     photo: the edited photo (hidden layers show the checkerboard).
+    mask: the selected layers' alpha as grey (white = 1), the first layer's without a
+    selection: a mask as Photoshop's channel view shows it.
+    ``hovered``: the layer under the pointer, outlined in ``hover_colour`` (overlay).
     """
     sel = [k for k in selection if 0 <= k < len(stack)]
+    if mode == "mask":
+        a = stack.alphas[sel or [0]].sum(axis=0, dtype=np.float32)
+        return np.repeat(np.clip(a, 0.0, 1.0)[:, :, None], 3, axis=2)
     if mode == "photo":
         return stack.composite()
     if mode == "layer":
@@ -48,6 +56,8 @@ def render_view(
     if sel:
         emphasis = [1.0 if k in sel else dim_unselected for k in range(len(stack))]
     out = stack.overlay(stack.composite(), opacity, emphasis)
+    if hovered is not None and 0 <= hovered < len(stack) and hovered not in sel:
+        out[stack.outline([hovered])] = hover_colour
     if sel:
         out[stack.outline(sel)] = outline_colour
     return out

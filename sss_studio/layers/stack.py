@@ -209,6 +209,41 @@ class LayerStack:
         self._layers = new_layers
         return idx[0]
 
+    def move(self, index: int, to: int) -> int:
+        """Move layer ``index`` to position ``to`` (the stacking order of exports); returns ``to``."""
+        n = len(self._layers)
+        if not (0 <= index < n and 0 <= to < n):
+            raise IndexError("layer index out of range")
+        order = list(range(n))
+        order.insert(to, order.pop(index))
+        alphas = np.ascontiguousarray(self._alphas[order])
+        alphas.setflags(write=False)
+        self._alphas = alphas
+        self._layers = [self._layers[k] for k in order]
+        return to
+
+    def delete(self, index: int) -> None:
+        """Remove layer ``index``; the other layers share its alpha in proportion to their
+        own, so each pixel still sums to one (where it held a pixel alone, the largest of
+        the others there takes it whole)."""
+        n = len(self._layers)
+        if n < 2:
+            raise ValueError("the last layer cannot be deleted")
+        if not 0 <= index < n:
+            raise IndexError("layer index out of range")
+        keep = [k for k in range(n) if k != index]
+        rest = self._alphas[keep].astype(np.float32)
+        total = rest.sum(axis=0)
+        alone = total <= 1e-6
+        if alone.any():   # the deleted layer held the pixel alone: it goes to the largest of the rest
+            winner = np.argmax(rest, axis=0)
+            rest[:, alone] = (winner[alone][None, :] == np.arange(len(keep))[:, None]).astype(np.float32)
+            total = rest.sum(axis=0)
+        rest /= total
+        rest.setflags(write=False)
+        self._alphas = rest
+        self._layers = [self._layers[k] for k in keep]
+
     # -- queries ----------------------------------------------------------------------
     def hit_test(self, x: float, y: float) -> Optional[int]:
         """The layer with the largest alpha at pixel (x, y), or None outside the photo."""

@@ -197,9 +197,20 @@ class LayerPanel(QWidget):
         self.merge_button = QPushButton(icon("merge"), "Merge")
         self.merge_button.setToolTip("Merge the selected layers (Ctrl+E)")
         self.merge_button.clicked.connect(self.merge_requested)
+        self.up_button = QPushButton("▲")
+        self.up_button.setToolTip("Move the selected layer up (Ctrl+Up)")
+        self.up_button.clicked.connect(lambda: self._move(-1))
+        self.down_button = QPushButton("▼")
+        self.down_button.setToolTip("Move the selected layer down (Ctrl+Down)")
+        self.down_button.clicked.connect(lambda: self._move(1))
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.setToolTip("Remove the selected layer; the others share its alpha (Del)")
+        self.delete_button.clicked.connect(self._delete)
         buttons = QHBoxLayout()
         buttons.addWidget(self.merge_button)
         buttons.addStretch(1)
+        for b in (self.up_button, self.down_button, self.delete_button):
+            buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.hint)
@@ -252,3 +263,16 @@ class LayerPanel(QWidget):
         has = self.doc.has_layers
         self.hint.setVisible(not has)
         self.merge_button.setEnabled(has and len(self.doc.selection) >= 2)
+        one = has and len(self.doc.selection) == 1
+        self.up_button.setEnabled(one and self.doc.selection[0] > 0)
+        self.down_button.setEnabled(one and self.doc.selection[0] < len(self.doc.stack or ()) - 1)
+        self.delete_button.setEnabled(one and len(self.doc.stack or ()) > 1)
+
+    def _move(self, step: int) -> None:
+        if len(self.doc.selection) == 1:
+            k = self.doc.selection[0]
+            self.doc.move_layer(k, k + step)
+
+    def _delete(self) -> None:
+        if len(self.doc.selection) == 1:
+            self.doc.delete_layer(self.doc.selection[0])
