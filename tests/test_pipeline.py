@@ -155,3 +155,36 @@ def test_fast_mode_weight_change_keeps_the_layers_identity(scene):
     for a, b in zip(first.alphas, second.alphas):   # same order, no matching
         assert np.abs(a - b).mean() <= 0.02
     assert max(best_match_errors(second.alphas, truth)) <= 0.05
+
+
+def test_a_stored_basis_makes_the_first_rerun_warm(scene, tmp_path):
+    # A reopened project keeps its spectral basis: the first slider move after it
+    # warm-starts the eigensolver instead of a cold solve.
+    from sss_studio.io.project import ProjectData, load_project, save_project
+    from sss_studio.layers import Layer
+
+    image, feats, truth = scene
+    p = SegmenterParams.for_mode("fast", layers=3)
+    p = replace(p, superpixels=replace(p.superpixels, n_segments=150), eigen=replace(p.eigen, count=30),
+                constrained=replace(p.constrained, components=12))
+    first = Segmenter(p)
+    first.set_image(image, feats)
+    result = first.run()
+    state = first.warm_state()
+    save_project(tmp_path / "p.sssproj", ProjectData(str(tmp_path / "photo.png"), result.alphas,
+                                                    [Layer(n, (0, 0, 0)) for n in result.layer_names],
+                                                    warm_state=state))
+    stored = load_project(tmp_path / "p.sssproj").warm_state
+    assert stored is not None and stored["vectors"].shape == state["vectors"].shape
+    later = Segmenter(p)
+    later.set_image(image, feats)
+    assert later.restore_warm_state(stored)
+    moved = replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.2))
+    again = later.run(moved)
+    assert "warm Rayleigh-Ritz" in later.cached("eigenvectors").info["timings"]
+    assert np.abs(again.alphas.sum(axis=0) - 1).max() <= 1e-3
+    assert max(best_match_errors(again.alphas, truth)) <= 0.08
+    # A basis of another photo size is refused, not used.
+    other = Segmenter(p)
+    other.set_image(image[:-4], feats[:-4])
+    assert not other.restore_warm_state(stored)

@@ -406,6 +406,7 @@ class MainWindow(QMainWindow):
         self.worker.cancel()
         self.doc.set_photo(data.photo_path, image, info.metadata)
         self.doc.set_layers(LayerStack(image, data.alphas, data.layers), params)
+        self.worker.warm_state = (image, data.warm_state) if data.warm_state else None
         self.doc.project_path = str(Path(path).resolve())
         self.status.set_timings({})
         self.canvas.set_image(to_qimage(image), fit=True)
@@ -424,7 +425,8 @@ class MainWindow(QMainWindow):
             return False
         if not path.lower().endswith(PROJECT_SUFFIX):
             path += PROJECT_SUFFIX
-        data = ProjectData(self.doc.photo_path, stack.alphas, list(stack.layers), self.project_settings())
+        data = ProjectData(self.doc.photo_path, stack.alphas, list(stack.layers), self.project_settings(),
+                           warm_state=self._warm_state())
         try:
             save_project(path, data)
         except ProjectError as e:
@@ -436,6 +438,13 @@ class MainWindow(QMainWindow):
         self._remember(path)
         self.status.showMessage(f"Saved {path}", 5000)
         return True
+
+    def _warm_state(self):
+        """The current run's basis for the project, when a finished run for this photo has one."""
+        seg = self.worker._segmenter
+        if self.worker.busy or seg is None or seg.image is not self.doc.image:
+            return None
+        return seg.warm_state()
 
     def save_project_dialog(self, save_as: bool = False) -> bool:
         path = self.doc.project_path

@@ -115,6 +115,8 @@ class SegmentationWorker(QObject):
         self._current: Optional[Worker] = None
         self._current_request: Optional[Request] = None
         self._pending: Optional[Request] = None
+        # A reopened project's spectral basis, for its photo's first run (then dropped).
+        self.warm_state: Optional[tuple[np.ndarray, dict]] = None
 
     # -- requests ---------------------------------------------------------------------
     def submit(self, kind: str, image: np.ndarray, params: SegmenterParams) -> int:
@@ -161,6 +163,10 @@ class SegmentationWorker(QObject):
             self._segmenter, self._note = prepared.segmenter, prepared.note
             outcome.timings.update(prepared.timings)
             seg = prepared.segmenter
+            warm, self.warm_state = self.warm_state, None
+            if warm is not None and warm[0] is req.image:
+                seg.params = req.params
+                seg.restore_warm_state(warm[1])
         outcome.note = self._note
         outcome.result = seg.run(req.params, progress=job.report, cancel=job.is_cancelled)
         outcome.timings.update(outcome.result.timings)

@@ -44,6 +44,9 @@ class ProjectData:
     alphas: np.ndarray                     # K×H×W float32
     layers: list[Layer]
     settings: dict[str, Any] = field(default_factory=dict)   # mode, layers, weights, …
+    # The run's spectral basis (segmentation.pipeline.Segmenter.warm_state): kept so that
+    # the first slider move after reopening is a warm re-run, not a full one. Optional.
+    warm_state: Optional[dict[str, np.ndarray]] = None
 
 
 def save_project(path: str | os.PathLike, data: ProjectData) -> Path:
@@ -67,11 +70,16 @@ def save_project(path: str | os.PathLike, data: ProjectData) -> Path:
     }
     buf = io.BytesIO()
     np.save(buf, alphas, allow_pickle=False)
+    warm = io.BytesIO()
+    if data.warm_state:
+        np.savez(warm, **data.warm_state)
 
     def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
             z.writestr("project.json", json.dumps(meta, indent=1, default=str))
             z.writestr("alphas.npy", buf.getvalue())
+            if data.warm_state:
+                z.writestr("basis.npz", warm.getvalue())
 
     try:
         return atomic_write(target, write)
@@ -89,6 +97,7 @@ def load_project(path: str | os.PathLike) -> ProjectData:
         with zipfile.ZipFile(p) as z:
             meta = json.loads(z.read("project.json").decode("utf-8"))
             alphas = np.load(io.BytesIO(z.read("alphas.npy")), allow_pickle=False)
+            warm_state = _read_warm_state(z)
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, UnicodeDecodeError) as e:
         raise ProjectError(f"{p}: not a readable sss_studio project ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
@@ -121,7 +130,21 @@ def load_project(path: str | os.PathLike) -> ProjectData:
         alphas=alphas.astype(np.float32, copy=False),
         layers=layers,
         settings=dict(settings),
+        warm_state=warm_state,
     )
+
+
+def _read_warm_state(z: zipfile.ZipFile) -> Optional[dict[str, np.ndarray]]:
+    """The stored basis, or None when absent or unusable (it is only a head start)."""
+    if "basis.npz" not in z.namelist():
+        return None
+    try:
+        with np.load(io.BytesIO(z.read("basis.npz")), allow_pickle=False) as b:
+            state = {k: b[k] for k in b.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    ok = all(np.isfinite(v).all() for v in state.values() if np.issubdtype(v.dtype, np.number))
+    return state if ok else None
 
 
 def _find_photo(project: Path, meta: dict) -> str:

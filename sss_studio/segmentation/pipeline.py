@@ -201,6 +201,38 @@ class Segmenter:
     def image(self) -> Optional[np.ndarray]:
         return self._image
 
+    def warm_state(self) -> Optional[dict[str, np.ndarray]]:
+        """What a later session needs for a warm re-run: the spectral basis (float16
+        vectors: a start, not an answer), its values and the residual it reached; None
+        before a run."""
+        basis = self.cached("eigenvectors")
+        if basis is None:
+            return None
+        target = basis.target_residual if basis.target_residual is not None else np.nan
+        return {"vectors": basis.vectors.astype(np.float16), "values": np.asarray(basis.values, np.float64),
+                "target_residual": np.asarray(target, np.float64)}
+
+    def restore_warm_state(self, state: dict[str, np.ndarray]) -> bool:
+        """Take a stored basis as the next eigenvector solve's warm start (never as its
+        result: the entry's inputs match nothing). False when it does not fit this photo."""
+        from .eigen.basis import EigenBasis
+
+        try:
+            vectors = np.asarray(state["vectors"], np.float64)
+            values = np.asarray(state["values"], np.float64)
+            target = float(state.get("target_residual", np.nan))
+        except (KeyError, TypeError, ValueError):
+            return False
+        if self._image is None or vectors.ndim != 2 or vectors.shape[1] != values.shape[0]:
+            return False
+        h, w = working_shape(self._image.shape[0], self._image.shape[1], self.params.working_pixels)
+        if vectors.shape[0] != h * w:
+            return False
+        q, _ = np.linalg.qr(vectors)   # float16 storage: orthonormal again
+        basis = EigenBasis(vectors=q, values=values, target_residual=None if np.isnan(target) else target)
+        self._cache["eigenvectors"] = _Entry(("restored",), None, next(self._serials), basis)
+        return True
+
     def cached(self, stage: str) -> Any:
         """The last result of ``stage`` (e.g. "eigenvectors": an EigenBasis), or None."""
         entry = self._cache.get(stage)
