@@ -178,3 +178,33 @@ def test_reorder_and_delete_layers_keep_the_sum_and_undo(qtbot, studio, studio_s
     w.actions_.undo.trigger()
     w.actions_.undo.trigger()
     assert stack.alphas is before.alphas and stack.layers == before.layers
+
+
+def test_a_brush_stroke_changes_alpha_only_under_the_brush_and_undoes_in_one_step(qtbot, studio, studio_scene):
+    from PySide6.QtCore import QPointF
+
+    w = opened(qtbot, studio, studio_scene)
+    stack = w.doc.stack
+    before = stack.snapshot()
+    k = stack.hit_test(30, 4)           # the "rest" layer, painted into the band on the left
+    w.doc.set_selection([k])
+    w.actions_.brush.trigger()
+    assert w.canvas.tool == "brush"
+    w.brush = w.brush.__class__(radius=3.0, hardness=1.0)
+    vp = w.canvas.viewport()
+    path = [QPointF(6.5, 20.5), QPointF(10.5, 20.5), QPointF(14.5, 20.5)]
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, w.canvas.mapFromScene(path[0]))
+    for p in path[1:]:
+        qtbot.mouseMove(vp, w.canvas.mapFromScene(p))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, w.canvas.mapFromScene(path[-1]))
+    after = stack.alphas
+    assert after is not before.alphas and np.allclose(after.sum(axis=0), 1.0, atol=1e-4)
+    changed = np.abs(after - before.alphas).max(axis=0) > 1e-6
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and ys.min() >= 20 - 4 and ys.max() <= 20 + 4 and xs.min() >= 6 - 4 and xs.max() <= 14 + 4
+    assert after[k, 20, 10] > 0.99                      # painted in
+    assert "Brush on" in w.doc.undo_stack.undoText()
+    w.actions_.undo.trigger()                            # one stroke, one step
+    assert stack.alphas is before.alphas
+    w.set_brush_tool(False)
+    assert w.canvas.tool == "select"

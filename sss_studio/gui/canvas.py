@@ -19,6 +19,10 @@ class Canvas(QGraphicsView):
     hover_left = Signal()
     clicked = Signal(float, float, object)         # image x, y, Qt.KeyboardModifiers
     zoom_changed = Signal(float)                   # the view's scale (1 = 100 %)
+    # With the brush tool: a left-button drag in image coordinates.
+    stroke_started = Signal(float, float, object)  # x, y, Qt.KeyboardModifiers
+    stroke_moved = Signal(float, float)
+    stroke_ended = Signal()
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -44,6 +48,15 @@ class Canvas(QGraphicsView):
         self._space = False
         self._pan_from: Optional[QPoint] = None
         self._fit_on_show = True
+        self._stroking = False
+        self.tool = "select"   # or "brush" (set_tool)
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        if tool == "brush":
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
 
     # -- image ------------------------------------------------------------------------
     @property
@@ -149,7 +162,11 @@ class Canvas(QGraphicsView):
             return
         if event.button() == Qt.MouseButton.LeftButton and self._has_image:
             p = self.mapToScene(event.position().toPoint())
-            self.clicked.emit(p.x(), p.y(), event.modifiers())
+            if self.tool == "brush":
+                self._stroking = True
+                self.stroke_started.emit(p.x(), p.y(), event.modifiers())
+            else:
+                self.clicked.emit(p.x(), p.y(), event.modifiers())
             event.accept()
             return
         super().mousePressEvent(event)
@@ -162,6 +179,9 @@ class Canvas(QGraphicsView):
             self.pan_by(delta.x(), delta.y())
             event.accept()
             return
+        if self._stroking:
+            p = self.mapToScene(event.position().toPoint())
+            self.stroke_moved.emit(p.x(), p.y())
         if self._has_image:
             p = self.mapToScene(event.position().toPoint())
             if self.image_rect().contains(p):
@@ -171,6 +191,11 @@ class Canvas(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._stroking and event.button() == Qt.MouseButton.LeftButton:
+            self._stroking = False
+            self.stroke_ended.emit()
+            event.accept()
+            return
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
             if self._space:

@@ -19,10 +19,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..io.export import PhotoMetadata
+from ..layers.brush import BrushParams, Stroke
 from ..layers.carry import Carried, carry_edits
 from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
-from ..layers.stack import LayerStack
+from ..layers.stack import LayerStack, StackState
 from ..segmentation.params import SegmenterParams
 
 
@@ -47,6 +48,8 @@ class Document(QObject):
         # The history's alphas, within a memory budget (older re-runs spill to disk).
         self.history = UndoStore()
         self._solo_saved: Optional[list[bool]] = None
+        self._stroke: Optional[Stroke] = None
+        self._stroke_before: Optional[StackState] = None
         self._recolour_session = 0
 
     # -- state ----------------------------------------------------------------------
@@ -167,6 +170,37 @@ class Document(QObject):
             return False
         names = len(self.selection)
         return self.edit(f"Merge {names} layers", lambda s: [s.merge(self.selection)])
+
+    # -- the brush: one undoable step per stroke -------------------------------------------
+    def begin_stroke(self, index: int, params: BrushParams, add: bool) -> bool:
+        if self.stack is None or not 0 <= index < len(self.stack):
+            return False
+        self._stroke = Stroke(self.stack.alphas, index, params, add)
+        self._stroke_before = self.stack.snapshot()
+        return True
+
+    def stroke_to(self, x: float, y: float) -> None:
+        """Paint towards (x, y) and show it (not yet an undo step)."""
+        if self._stroke is None or self.stack is None:
+            return
+        self._stroke.to(x, y)
+        # A new array object each time (the same memory): views compare alphas by identity.
+        self.stack.restore(StackState(self._stroke.alphas.view(), self.stack.layers))
+        self.changed.emit()
+
+    def end_stroke(self) -> bool:
+        stroke, before = self._stroke, self._stroke_before
+        self._stroke = self._stroke_before = None
+        if stroke is None or self.stack is None or before is None:
+            return False
+        final = stroke.result()
+        self.stack.restore(before)
+        if np.array_equal(final, before.alphas):
+            self.changed.emit()
+            return False
+        name = self.stack.layer(stroke.index).name
+        verb = "Brush on" if stroke.add else "Erase from"
+        return self.edit(f"{verb} {name}", lambda s: s.restore(StackState(final, s.layers)))
 
     def move_layer(self, index: int, to: int) -> bool:
         """Move a layer up or down the stack (the PSD's order), as one undoable step."""

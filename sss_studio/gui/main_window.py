@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 from ..io.image import ImageLoadError, read_image
 from ..io.params_dict import params_from_dict, params_to_dict
 from ..io.project import PROJECT_SUFFIX, ProjectData, ProjectError, load_project, save_project
+from ..layers.brush import BrushParams
 from ..layers.render import render_view
 from ..layers.stack import Layer, LayerStack, StackState, default_colour
 from ..segmentation.params import SegmenterParams
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.ask_unsaved: Callable[[], QMessageBox.StandardButton] = self._ask_unsaved
         self.view_mode = "overlay"
         self.hovered: Optional[int] = None      # the layer under the pointer, outlined on the canvas
+        self.brush = BrushParams()
         self.opacity = 0.5
         self._tasks: list[Worker] = []
         self._preview: Optional[LayerStack] = None
@@ -97,6 +99,9 @@ class MainWindow(QMainWindow):
         self.canvas.hover_left.connect(self._clear_hover)
         self.canvas.clicked.connect(self._click)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
+        self.canvas.stroke_started.connect(self._stroke_started)
+        self.canvas.stroke_moved.connect(self._stroke_moved)
+        self.canvas.stroke_ended.connect(self._stroke_ended)
         self.layer_panel.merge_requested.connect(self.merge_selected)
         self.status.cancel_clicked.connect(self.cancel_run)
         self.worker.started.connect(self._run_started)
@@ -183,6 +188,45 @@ class MainWindow(QMainWindow):
         if self.hovered is not None:
             self.hovered = None
             self.schedule_render()
+
+    # -- the brush ------------------------------------------------------------------------
+    def set_brush_tool(self, on: bool) -> None:
+        self.canvas.set_tool("brush" if on else "select")
+        if self.actions_.brush.isChecked() != on:
+            self.actions_.brush.setChecked(on)
+        if on:
+            self._brush_message()
+
+    def change_brush(self, size: float = 1.0, hardness: float = 0.0) -> None:
+        """[ and ] scale the size, Shift+[ and Shift+] change the hardness (as in Photoshop)."""
+        r = min(max(self.brush.radius * size, 1.0), 2000.0)
+        h = min(max(self.brush.hardness + hardness, 0.0), 1.0)
+        self.brush = replace(self.brush, radius=r, hardness=h)
+        self._brush_message()
+
+    def _brush_message(self) -> None:
+        self.status.showMessage(f"Brush {2 * self.brush.radius:.0f} px, hardness {self.brush.hardness:.0%}: "
+                                "paint on the selected layer; Alt or Ctrl takes alpha away; [ ] size, "
+                                "Shift+[ ] hardness; B again to select.", 8000)
+
+    def _stroke_started(self, x: float, y: float, modifiers) -> None:
+        stack = self.doc.stack
+        if stack is None:
+            return
+        if not self.doc.selection:   # nothing selected: the layer under the brush
+            k = stack.hit_test(x, y)
+            if k is None:
+                return
+            self.doc.set_selection([k])
+        subtract = bool(modifiers & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier))
+        if self.doc.begin_stroke(self.doc.selection[0], self.brush, add=not subtract):
+            self.doc.stroke_to(x, y)
+
+    def _stroke_moved(self, x: float, y: float) -> None:
+        self.doc.stroke_to(x, y)
+
+    def _stroke_ended(self) -> None:
+        self.doc.end_stroke()
 
     def move_selected(self, step: int) -> None:
         if self.doc.selection:

@@ -37,6 +37,7 @@ class Actions:
     move_down: QAction
     delete_layer: QAction
     shortcuts: QAction
+    brush: QAction
     select_none: QAction
     fit: QAction
     actual: QAction
@@ -114,6 +115,8 @@ def build_menus(w: "MainWindow") -> Actions:
         delete_layer=_action(w, "&Delete layer", w.delete_selected, QKeySequence.StandardKey.Delete, "",
                              "Remove the selected layer; the others share its alpha"),
         shortcuts=_action(w, "&Keyboard shortcuts", w.show_shortcuts, "F1"),
+        brush=_action(w, "&Brush on the layer", lambda on=False: w.set_brush_tool(bool(on)), "B", "",
+                      "Paint the selected layer's alpha (Alt or Ctrl: take it away)"),
         select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
         fit=_action(w, "&Fit to window", w.canvas.fit, "Ctrl+0", "fit", "Fit the photo in the window"),
         actual=_action(w, "&Actual size (100 %)", w.canvas.actual_size, "Ctrl+1", "actual", "Show the photo at 100 %"),
@@ -156,6 +159,17 @@ def build_menus(w: "MainWindow") -> Actions:
         em.addAction(act)
     em.addSeparator()
     for act in (a.merge, a.rename, a.move_up, a.move_down, a.delete_layer, a.select_none):
+        em.addAction(act)
+    em.addSeparator()
+    a.brush.setCheckable(True)
+    em.addAction(a.brush)
+    for text, keys, slot in (("Brush smaller", "[", lambda: w.change_brush(size=0.8)),
+                             ("Brush larger", "]", lambda: w.change_brush(size=1.25)),
+                             ("Brush softer", "Shift+[", lambda: w.change_brush(hardness=-0.1)),
+                             ("Brush harder", "Shift+]", lambda: w.change_brush(hardness=0.1))):
+        act = _action(w, text, slot, keys)
+        if keys.startswith("Shift+"):   # Shift+[ arrives as '{' on most layouts
+            act.setShortcuts([QKeySequence(keys), QKeySequence("{" if keys.endswith("[") else "}")])
         em.addAction(act)
 
     vm = mb.addMenu("&View")
