@@ -72,6 +72,11 @@ def test_status_texts_are_elided_not_cut_and_never_stale(qtbot, studio, studio_s
     w.status.set_timings({f"a stage with a long name {i}": 1.0 + i for i in range(8)})
     text = w.status.timings.text()
     assert text.endswith("…") and w.status.timings.fontMetrics().horizontalAdvance(text) <= w.status.timings.maximumWidth()
+    long = "New settings applied: 5 layers; 4 kept their names and edits; new: Layer 5 (Ctrl+Z to go back). " * 3
+    w.status.showMessage(long, 5000)
+    QCoreApplication.processEvents()
+    shown = w.status.message.text()
+    assert w.status.currentMessage() == long and shown.endswith("…") and long.startswith(shown[:-1])
     w._hover(5.0, 20.0)
     assert w.doc.stack.layer(w.doc.stack.hit_test(5, 20)).name in w.status.hover.text()
     w.doc.set_selection([0, 1])

@@ -184,7 +184,7 @@ class MainWindow(QMainWindow):
         self.setWindowModified(not clean)
 
     def _clear_hover(self) -> None:
-        self.status.hover.setText("")
+        self.status.set_hover("")
         if self.hovered is not None:
             self.hovered = None
             self.schedule_render()
@@ -258,16 +258,16 @@ class MainWindow(QMainWindow):
     def _hover(self, x: float, y: float) -> None:
         stack = self.doc.stack
         if stack is None:
-            self.status.hover.setText(f"{int(x)}, {int(y)}")
+            self.status.set_hover(f"{int(x)}, {int(y)}")
             return
         k = stack.hit_test(x, y)
         if k != self.hovered:
             self.hovered = k
             self.schedule_render()   # the layer under the pointer is outlined, as a magic wand shows it
         if k is None:
-            self.status.hover.setText("")
+            self.status.set_hover("")
             return
-        self.status.hover.setText(f"{stack.layer(k).name}  ·  α {stack.alpha_at(k, x, y):.2f}  ·  {int(x)}, {int(y)}")
+        self.status.set_hover(f"{stack.layer(k).name}  ·  α {stack.alpha_at(k, x, y):.2f}  ·  {int(x)}, {int(y)}")
 
     def _click(self, x: float, y: float, modifiers: Qt.KeyboardModifier) -> None:
         stack = self.doc.stack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 
@@ -19,9 +19,10 @@ def format_timings(timings: dict[str, float]) -> tuple[str, str]:
     return short, full
 
 
-STAGE_WIDTH = 190
-PROVIDER_WIDTH = 220
-TIMINGS_WIDTH = 320
+STAGE_WIDTH = 150
+PROVIDER_WIDTH = 190
+TIMINGS_WIDTH = 260
+HOVER_WIDTH = 230
 
 
 def _set_elided(label: QLabel, text: str, width: int) -> None:
@@ -39,8 +40,17 @@ class StudioStatusBar(QStatusBar):
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
+        # Messages: our own label on the left, taking the room left over and elided
+        # there with "…" (QStatusBar's own message area cuts text mid-word).
+        self.message = QLabel("")
+        self.message.setMinimumWidth(80)
+        self._message_text = ""
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.clearMessage)
+        self.addWidget(self.message, 1)
         self.hover = QLabel("")
-        self.hover.setMinimumWidth(160)
+        self.hover.setFixedWidth(HOVER_WIDTH)
         self.zoom = QLabel("")
         self.zoom.setFixedWidth(56)
         self.zoom.setToolTip("Zoom (Ctrl+0 fits, Ctrl+1 is 100 %)")
@@ -69,6 +79,36 @@ class StudioStatusBar(QStatusBar):
         for w in (self.hover, self.zoom, self.stage, self.progress, self.cancel, self.provider, self.timings):
             self.addPermanentWidget(w)
         self.set_running(False)
+
+    # -- messages (QStatusBar's API, drawn by our label) ------------------------------------
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 (Qt's name)
+        self._message_text = text
+        self._show_message()
+        self.message.setToolTip(text)
+        if timeout > 0:
+            self._message_timer.start(timeout)
+        else:
+            self._message_timer.stop()
+
+    def clearMessage(self) -> None:  # noqa: N802
+        self._message_text = ""
+        self.message.setText("")
+        self.message.setToolTip("")
+
+    def currentMessage(self) -> str:  # noqa: N802
+        return self._message_text
+
+    def _show_message(self) -> None:
+        width = max(self.message.width(), 80)
+        self.message.setText(self.message.fontMetrics().elidedText(self._message_text,
+                                                                   Qt.TextElideMode.ElideRight, width - 4))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show_message()
+
+    def set_hover(self, text: str) -> None:
+        _set_elided(self.hover, text, HOVER_WIDTH)
 
     def set_running(self, running: bool, text: str = "") -> None:
         for w in (self.stage, self.progress, self.cancel):
