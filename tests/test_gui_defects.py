@@ -213,3 +213,22 @@ def test_a_brush_stroke_changes_alpha_only_under_the_brush_and_undoes_in_one_ste
     assert stack.alphas is before.alphas
     w.set_brush_tool(False)
     assert w.canvas.tool == "select"
+
+
+def test_preferences_set_what_new_photos_get_and_what_exports_write(qtbot, studio, studio_scene, tmp_path):
+    from sss_studio.gui import settings as app_settings
+
+    w = studio()
+    dialog = w.show_preferences()
+    dialog.layers.setValue(2)
+    dialog.alpha_files.setChecked(False)
+    dialog.accept()
+    assert app_settings.default_layers() == 2 and not app_settings.export_alpha_files()
+    assert w.open_photo(str(studio_scene[0]))
+    qtbot.waitUntil(lambda: not w.worker.busy and w.doc.has_layers, timeout=TIMEOUT)
+    assert len(w.doc.stack) == 2 and w.doc.params.layers == 2
+    with qtbot.waitSignal(w.export_finished, timeout=TIMEOUT) as sig:
+        w.export_png_stack(str(tmp_path / "png"))
+    assert sig.args[0] is True
+    names = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert not [n for n in names if n.endswith("_alpha.png")] and len([n for n in names if n[:2].isdigit()]) == 2

@@ -149,6 +149,8 @@ def run_app(
     params = SegmenterParams.for_mode(mode or saved_mode or DEFAULT_MODE)
     if working_pixels or saved_pixels:
         params = replace(params, working_pixels=int(working_pixels or saved_pixels))
+    if app_settings.default_layers():
+        params = replace(params, layers=app_settings.default_layers())
     source = FeatureSource(model_path=model, features_path=features)
     if features and photo and not str(photo).lower().endswith(".sssproj"):
         _check_features_fit(source, photo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
@@ -31,6 +31,9 @@ from .qimage import to_qimage
 from .recovery import Autosave, left_behind
 from .status import StudioStatusBar
 from .worker import Outcome, Request, SegmentationWorker, Worker
+
+if TYPE_CHECKING:
+    from .preferences import PreferencesDialog
 
 APP_TITLE = "SSS Studio"
 PREVIEW_PIXELS = 2_500_000     # larger photos are rendered on screen from a downscaled copy
@@ -237,6 +240,14 @@ class MainWindow(QMainWindow):
         if self.doc.selection and not self.doc.delete_layer(self.doc.selection[0]):
             self.status.showMessage("The last layer cannot be deleted.", 5000)
 
+    def show_preferences(self) -> "PreferencesDialog":
+        from .preferences import PreferencesDialog
+
+        dialog = PreferencesDialog(self)
+        if self.show_dialogs:
+            dialog.open()
+        return dialog
+
     def show_shortcuts(self) -> None:
         """Help › Keyboard shortcuts: every action that has keys, from the actions themselves."""
         rows = []
@@ -416,6 +427,9 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.show_error("Cannot open the photo", f"{path}: {e.strerror or e}")
             return False
+        layers = app_settings.default_layers()
+        if layers and layers != self.doc.params.layers:   # Preferences: what new photos get
+            self.doc.set_params(replace(self.doc.params, layers=layers))
         self.doc.set_photo(str(Path(path).resolve()), image, info.metadata)
         self.status.set_timings({})
         self.canvas.set_image(to_qimage(image), fit=True)
@@ -536,12 +550,13 @@ class MainWindow(QMainWindow):
         image, state, order, names = self._export_inputs()
         settings = self.project_settings()
         metadata = self.doc.metadata
+        alpha_files = app_settings.export_alpha_files()
 
         def work():
             snap = LayerStack(image, state.alphas, state.layers)
             layer_images = snap.layer_images()[order]
             write_png_stack(folder, image, state.alphas[order], names=names, layer_images=layer_images, params=settings,
-                            metadata=metadata)
+                            metadata=metadata, alpha_files=alpha_files)
             return folder
 
         self._run_task(work, (ExportError, OSError), f"Exporting PNG stack to {folder}…", "Export PNG stack failed")

@@ -38,6 +38,7 @@ class Actions:
     delete_layer: QAction
     shortcuts: QAction
     brush: QAction
+    preferences: QAction
     select_none: QAction
     fit: QAction
     actual: QAction
@@ -115,6 +116,7 @@ def build_menus(w: "MainWindow") -> Actions:
         delete_layer=_action(w, "&Delete layer", w.delete_selected, QKeySequence.StandardKey.Delete, "",
                              "Remove the selected layer; the others share its alpha"),
         shortcuts=_action(w, "&Keyboard shortcuts", w.show_shortcuts, "F1"),
+        preferences=_action(w, "Pre&ferences…", w.show_preferences, QKeySequence.StandardKey.Preferences),
         brush=_action(w, "&Brush on the layer", lambda on=False: w.set_brush_tool(bool(on)), "B", "",
                       "Paint the selected layer's alpha (Alt or Ctrl: take it away)"),
         select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
@@ -133,6 +135,8 @@ def build_menus(w: "MainWindow") -> Actions:
     # Ctrl+= zooms in too (the key under Ctrl++ without Shift), as in browsers and editors.
     a.zoom_in.setShortcuts(_unique_keys([*QKeySequence.keyBindings(QKeySequence.StandardKey.ZoomIn),
                                          QKeySequence("Ctrl+=")]))
+    if not a.preferences.shortcuts():   # no platform binding (most Linux desktops)
+        a.preferences.setShortcut(QKeySequence("Ctrl+,"))
     mb = w.menuBar()
     fm = mb.addMenu("&File")
     fm.addAction(a.open)
@@ -160,6 +164,8 @@ def build_menus(w: "MainWindow") -> Actions:
     em.addSeparator()
     for act in (a.merge, a.rename, a.move_up, a.move_down, a.delete_layer, a.select_none):
         em.addAction(act)
+    em.addSeparator()
+    em.addAction(a.preferences)
     em.addSeparator()
     a.brush.setCheckable(True)
     em.addAction(a.brush)

@@ -48,6 +48,33 @@ def save_quality(mode: str, working_pixels: int) -> None:
     s.sync()
 
 
+def default_layers() -> Optional[int]:
+    """The number of layers new photos get (Preferences), if the user set one."""
+    try:
+        v = settings().value("layers")
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def save_default_layers(layers: int) -> None:
+    s = settings()
+    s.setValue("layers", int(layers))
+    s.sync()
+
+
+def export_alpha_files() -> bool:
+    """Whether PNG stacks include the 16-bit NN_name_alpha.png files (Preferences)."""
+    v = settings().value("export_alpha_files", True)
+    return str(v).lower() not in ("false", "0", "no")
+
+
+def save_export_alpha_files(on: bool) -> None:
+    s = settings()
+    s.setValue("export_alpha_files", bool(on))
+    s.sync()
+
+
 def saved_quality() -> tuple[Optional[str], Optional[int]]:
     """The solver and working size last chosen in the Segment menu, if any."""
     s = settings()

@@ -299,6 +299,7 @@ def write_png_stack(
     layer_images: Optional[np.ndarray] = None,
     params: Optional[dict[str, Any]] = None,
     metadata: PhotoMetadata = PhotoMetadata(),
+    alpha_files: bool = True,
 ) -> list[Path]:
     """Per layer ``NN_name.png`` (RGBA, photo colours, alpha = layer) and
     ``NN_name_alpha.png`` (16-bit grey), then preview.png and layers.npz (float32
@@ -318,7 +319,7 @@ def write_png_stack(
     remove_stale_parts(parent, target.name)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=parent))
     try:
-        written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata)
+        written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata, alpha_files)
         _swap_in(staging, target)
     except OSError as e:
         raise ExportError(f"cannot write the PNG stack to {target}: {e.strerror or e}") from None
@@ -328,7 +329,8 @@ def write_png_stack(
     return [target / name for name in written]
 
 
-def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata) -> list[str]:
+def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata,
+                       alpha_files: bool = True) -> list[str]:
     """The files, encoded on two threads (zlib and the PNG encoders release the GIL): at
     most two layers' 8-bit pixels are in memory at once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -349,7 +351,8 @@ def _write_stack_files(folder: Path, image, alphas, names, layer_images, params,
     for k in range(alphas.shape[0]):
         stem = layer_file_stem(k, names[k])
         jobs.append((f"{stem}.png", lambda k=k: layer_rgba(k), lambda t, x: _save_png(t, x, metadata)))
-        jobs.append((f"{stem}_alpha.png", lambda k=k: _to_u16(alphas[k]), _save_cv_png))
+        if alpha_files:
+            jobs.append((f"{stem}_alpha.png", lambda k=k: _to_u16(alphas[k]), _save_cv_png))
     jobs.append(("preview.png", lambda: _to_u8(preview_image(image, alphas)), lambda t, x: _save_png(t, x, metadata)))
     with ThreadPoolExecutor(max_workers=2) as pool:
         for name in pool.map(lambda job: put(*job), jobs):
