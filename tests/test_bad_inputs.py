@@ -263,12 +263,18 @@ def test_temporary_files_of_killed_runs_are_removed(tmp_path):
     assert not stale.exists() and mine.exists() and (tmp_path / "out.psd").read_bytes() == b"new"
 
 
-def test_sigterm_stops_a_run_like_ctrl_c(small_photo, tmp_path):
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "sss_studio", "segment", str(small_photo / "photo.png"),
-                             "--out", str(tmp_path / "o"), "--mode", "reference"],
+    from synthetic import soft_regions
+
+    image, feats, _ = soft_regions(200, 300)   # big enough that the reference run is still going
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "photo.png")
+    np.save(tmp_path / "feats.npy", feats)
+    proc = subprocess.Popen([sys.executable, "-m", "sss_studio", "segment", str(tmp_path / "photo.png"),
+                             "--features", str(tmp_path / "feats.npy"), "--out", str(tmp_path / "o"),
+                             "--mode", "reference"],
                             stderr=subprocess.PIPE, text=True)
     # Wait for the run to be under way, then terminate it.
     deadline = time.time() + 120
@@ -281,3 +287,4 @@ def test_sigterm_stops_a_run_like_ctrl_c(small_photo, tmp_path):
     assert "terminated" in rest and "Traceback" not in rest
     assert not (tmp_path / "o").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
