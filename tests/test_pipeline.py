@@ -138,13 +138,18 @@ def test_raw_high_dimensional_features_get_preprocessed(scene):
     assert max(best_match_errors(a, truth)) <= 0.05
 
 
+def _small_fast_params() -> SegmenterParams:
+    """The fast preset with the sizes of quick_params (tiny test photos)."""
+    p = SegmenterParams.for_mode("fast", layers=3)
+    return replace(p, superpixels=replace(p.superpixels, n_segments=150), eigen=replace(p.eigen, count=30),
+                   constrained=replace(p.constrained, components=12))
+
+
 def test_fast_mode_weight_change_keeps_the_layers_identity(scene):
     # Fast mode warm-starts a slider move from the previous basis and segments: the
     # soft segments keep their order, so layer i after a small change is layer i before.
     image, feats, truth = scene
-    p = SegmenterParams.for_mode("fast", layers=3)
-    p = replace(p, superpixels=replace(p.superpixels, n_segments=150), eigen=replace(p.eigen, count=30),
-                constrained=replace(p.constrained, components=12))
+    p = _small_fast_params()
     seg = Segmenter(p)
     seg.set_image(image, feats)
     first = seg.run()
@@ -164,9 +169,7 @@ def test_a_stored_basis_makes_the_first_rerun_warm(scene, tmp_path):
     from sss_studio.layers import Layer
 
     image, feats, truth = scene
-    p = SegmenterParams.for_mode("fast", layers=3)
-    p = replace(p, superpixels=replace(p.superpixels, n_segments=150), eigen=replace(p.eigen, count=30),
-                constrained=replace(p.constrained, components=12))
+    p = _small_fast_params()
     first = Segmenter(p)
     first.set_image(image, feats)
     result = first.run()
