@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, write_small_photo
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
@@ -67,12 +67,8 @@ def _one_line(proc, pattern):
 
 @pytest.fixture(scope="module")
 def small_photo(tmp_path_factory):
-    from synthetic import soft_regions
-
     d = tmp_path_factory.mktemp("small")
-    image, feats, _ = soft_regions(40, 56)
-    Image.fromarray((image * 255).round().astype(np.uint8)).save(d / "photo.png")
-    np.save(d / "feats.npy", feats)
+    write_small_photo(d)
     return d
 
 
@@ -196,15 +192,23 @@ def test_the_studio_refuses_features_of_another_size(small_photo, tmp_path):
 
 # -- exports: all or nothing -------------------------------------------------------------
 
+def _exported(tmp_path, seed: int, layers: int):
+    """A random photo and layers, already exported once to tmp_path/layers."""
+    from sss_studio.io.export import write_png_stack
+
+    rng = np.random.default_rng(seed)
+    image = rng.random((20, 30, 3)).astype(np.float32)
+    a = rng.random((layers, 20, 30)).astype(np.float32)
+    a /= a.sum(0)
+    out = tmp_path / "layers"
+    write_png_stack(out, image, a)
+    return image, a, out
+
+
 def test_an_interrupted_export_leaves_the_previous_one_whole(tmp_path, monkeypatch):
     import sss_studio.io.export as E
 
-    rng = np.random.default_rng(0)
-    image = rng.random((20, 30, 3)).astype(np.float32)
-    a = rng.random((4, 20, 30)).astype(np.float32)
-    a /= a.sum(0)
-    out = tmp_path / "layers"
-    E.write_png_stack(out, image, a)
+    image, a, out = _exported(tmp_path, 0, 4)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = [0]
     real = E._save_png
@@ -232,12 +236,7 @@ def test_an_interrupted_export_leaves_the_previous_one_whole(tmp_path, monkeypat
 def test_a_full_disk_leaves_the_previous_export(tmp_path, monkeypatch):
     import sss_studio.io.export as E
 
-    rng = np.random.default_rng(1)
-    image = rng.random((20, 30, 3)).astype(np.float32)
-    a = rng.random((3, 20, 30)).astype(np.float32)
-    a /= a.sum(0)
-    out = tmp_path / "layers"
-    E.write_png_stack(out, image, a)
+    image, a, out = _exported(tmp_path, 1, 3)
     before = sorted(p.name for p in out.iterdir())
 
     def full(path, arr):

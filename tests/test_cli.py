@@ -8,18 +8,14 @@ import pytest
 from PIL import Image
 from psd_tools import PSDImage
 
-from cli_helpers import run_cli
-from synthetic import best_match_errors, soft_regions
+from cli_helpers import run_cli, write_small_photo
+from synthetic import best_match_errors
 
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     d = tmp_path_factory.mktemp("photo")
-    image, feats, truth = soft_regions(40, 56)
-    Image.fromarray((image * 255).round().astype(np.uint8)).save(d / "photo.png")
-    np.save(d / "feats.npy", feats)
-    Image.fromarray((feats * 255).round().astype(np.uint8)).save(d / "feats.png")
-    return d, truth
+    return d, write_small_photo(d)
 
 
 def assert_one_line_error(proc, pattern):

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..resize import resize
 from ..segmentation.layer_names import default_names
 
 
@@ -119,9 +120,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:   # someone else's live process
-        return True
-    except OSError:
+    except OSError:   # PermissionError: someone else's live process
         return True
     return True
 
@@ -159,20 +158,24 @@ def check_destination(path: str | os.PathLike, kind: str = "folder", replace_rea
             raise ExportError(f"cannot write {p}: it is a folder, not a file name")
         if p.exists() and not replace_read_only and not os.access(p, os.W_OK):
             raise ExportError(f"{p} is read-only; pass --force to replace it")
-        return _check_folder(p.parent if str(p.parent) else Path("."), create_message=False)
+        return _check_folder(p.parent if str(p.parent) else Path("."))
     if p.exists() and not p.is_dir():
         raise ExportError(f"cannot write to {p}: a file of that name exists")
     return _check_folder(p)
 
 
-def _check_folder(folder: Path, create_message: bool = True) -> Path:
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest ancestor that does."""
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
+def _check_folder(folder: Path) -> Path:
     """The folder exists and is writable, or could be created (its nearest existing
     ancestor is a writable folder)."""
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    probe = _nearest_existing(folder)
     if probe.exists() and not probe.is_dir():
         raise ExportError(f"cannot create folder {folder}: {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
@@ -184,9 +187,7 @@ def _check_folder(folder: Path, create_message: bool = True) -> Path:
 def free_space_check(folder: str | os.PathLike, needed_bytes: int) -> None:
     """Refuse before the run when the disk holding ``folder`` (or its nearest existing
     ancestor) has less room than the export will take."""
-    probe = Path(folder)
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
+    probe = _nearest_existing(Path(folder))
     try:
         free = shutil.disk_usage(probe).free
     except OSError:
@@ -228,29 +229,26 @@ def layer_palette(count: int) -> np.ndarray:
     )
 
 
-def _to_u8(x: np.ndarray) -> np.ndarray:
-    """[0, 1] floats → uint8, rounded; in float32 and in bands of rows, so that a 50 MP
-    layer costs its own 150 MB, not a float64 copy of 1.2 GB."""
+def _quantised(x: np.ndarray, dtype: type, work: type) -> np.ndarray:
+    """[0, 1] floats → the integer ``dtype``'s full range, rounded, computed in ``work``
+    precision in bands of rows: a 50 MP layer costs its own output, not a float64 copy."""
     x = np.asarray(x)
-    out = np.empty(x.shape, np.uint8)
+    peak = np.iinfo(dtype).max
+    out = np.empty(x.shape, dtype)
     for r in range(0, x.shape[0], 512):
-        band = x[r:r + 512].astype(np.float32) * np.float32(255.0)
+        band = x[r:r + 512].astype(work) * work(peak)
         np.rint(band, out=band)
-        np.clip(band, 0, 255, out=band)
+        np.clip(band, 0, peak, out=band)
         out[r:r + 512] = band
     return out
+
+
+def _to_u8(x: np.ndarray) -> np.ndarray:
+    return _quantised(x, np.uint8, np.float32)
 
 
 def _to_u16(x: np.ndarray) -> np.ndarray:
-    """An alpha in [0, 1] → uint16 (0–65535), rounded, in bands (see _to_u8)."""
-    x = np.asarray(x)
-    out = np.empty(x.shape, np.uint16)
-    for r in range(0, x.shape[0], 512):
-        band = x[r:r + 512].astype(np.float64) * 65535.0
-        np.rint(band, out=band)
-        np.clip(band, 0, 65535, out=band)
-        out[r:r + 512] = band
-    return out
+    return _quantised(x, np.uint16, np.float64)
 
 
 def _check(image: np.ndarray, alphas: np.ndarray, layer_images: Optional[np.ndarray]) -> None:
@@ -270,9 +268,8 @@ def preview_image(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     if 2 * h * w > PREVIEW_PIXELS:
         s = (PREVIEW_PIXELS / (2 * h * w)) ** 0.5
         sh, sw = max(1, int(h * s)), max(1, int(w * s))
-        image = cv2.resize(np.ascontiguousarray(image, np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
-        alphas = np.stack([cv2.resize(np.ascontiguousarray(a, np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
-                           for a in alphas])
+        image = resize(image, sh, sw)
+        alphas = np.stack([resize(a, sh, sw) for a in alphas])
     colours = layer_palette(alphas.shape[0])
     coloured = np.einsum("khw,kc->hwc", np.clip(alphas, 0, 1), colours)
     shaded = 0.75 * coloured + 0.25 * image.mean(axis=2, keepdims=True)
@@ -395,8 +392,9 @@ def _save_png(path: str, arr: np.ndarray, metadata: PhotoMetadata = PhotoMetadat
         extra["icc_profile"] = metadata.icc_profile
     if metadata.dpi:
         extra["dpi"] = metadata.dpi
-    # zlib level 1: a 50 MP layer encodes several times faster than at the default 6, in
-    # files about a fifth larger (benchmarks/RESULTS.md, bench_large "export").
+    # zlib level 1: files about a third larger than at the default 6 (42 vs 32 MB for a
+    # 50 MP layer); with the two threads and the stored .npz, a 50 MP stack went from
+    # 45.6 to 20.7 s (benchmarks/bench_export.py times the stack as it is now).
     Image.fromarray(arr).save(path, format="PNG", compress_level=PNG_LEVEL, **extra)
 
 

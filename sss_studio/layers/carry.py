@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..segmentation.layer_names import default_names
 from .stack import PALETTE, Layer, default_colour
 
 MIN_IOU = 0.3          # a weaker overlap is no match: the layer is new
@@ -32,7 +33,7 @@ def carry_edits(old_alphas: np.ndarray, old_layers: Sequence[Layer], new_alphas:
                 new_names: Optional[Sequence[str]] = None, min_iou: float = MIN_IOU) -> Carried:
     """The new layers with the earlier layers' edits where they match (see the module)."""
     k_old, k_new = old_alphas.shape[0], new_alphas.shape[0]
-    names = list(new_names) if new_names else [f"Layer {j + 1}" for j in range(k_new)]
+    names = list(new_names) if new_names else default_names(k_new)
     h, w = new_alphas.shape[1:]
     step = max(1, int(np.sqrt(h * w / _GRID_PIXELS)))
     lo = np.argmax(old_alphas[:, ::step, ::step], axis=0).ravel()
