@@ -131,10 +131,32 @@ class RelaxedParams:
     cg_tol: float = 1e-6
     cg_iterations: int = 100
     final_cg_iterations: int = 1000
+    # IRLS weights are capped at floor^(γ−2). The reference's 0.01 caps the pull to zero
+    # below what the matting Laplacian's smoothing spreads, which left a haze of small
+    # alphas over whole regions; 1e-3 lets absent layers reach zero (docs/solver.md).
+    floor: float = 1e-3
     # "jacobi" (the reference's diagonal) or "pixel_block": the exact inverse of each
     # pixel's K×K block diag(d) + δ·11ᵀ (Sherman–Morrison), which also captures the
     # strong sum-to-one coupling δ = 100 that plain Jacobi ignores.
     preconditioner: str = "jacobi"
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Edge refinement at the photo's own resolution (refine.py)."""
+
+    enabled: bool = True
+    confident: float = 0.9      # a pixel where one layer reaches this is settled (one-hot)
+    grow: float = 1.0           # the band grows by grow × the upsampling factor …
+    grow_px: int = 2            # … + this many pixels
+    near_edges: bool = True     # … and only near an edge between layers (refine.uncertain_band)
+    level_factor: float = 4.0   # above this upsampling factor, a first pass at 1/level_factor of the size
+    eps: float = 1e-7           # matting Laplacian ε (as the affinity's)
+    data_weight: float = 1e-2   # λ: pull towards the upsampled layers inside the band
+    tile: int = 384             # band solved in tiles of this many pixels a side …
+    margin: int = 24            # … each with this much context around it
+    cg_tol: float = 1e-3
+    cg_iterations: int = 300
 
 
 @dataclass(frozen=True)
@@ -180,6 +202,7 @@ class SegmenterParams:
     grouping: GroupingParams = GroupingParams()
     relaxed: RelaxedParams = FAST_RELAXED
     naming: NamingParams = NamingParams()
+    refine: RefineParams = RefineParams()
 
     def __post_init__(self) -> None:
         kind = EIGEN_PARAMS.get(self.mode)
@@ -202,7 +225,8 @@ class SegmenterParams:
             base = cls()
         elif mode == "reference":
             base = cls(mode="reference", working_pixels=REFERENCE_WORKING_PIXELS, eigen=EigenParams(),
-                       constrained=ConstrainedParams(), relaxed=RelaxedParams())
+                       constrained=ConstrainedParams(), relaxed=RelaxedParams(floor=0.01),
+                       refine=RefineParams(enabled=False))
         else:
             raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(EIGEN_PARAMS)}")
         return replace(base, **overrides)

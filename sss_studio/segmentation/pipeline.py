@@ -26,6 +26,7 @@ from .features import check_feature_size, prepare_given_features, preprocess_fea
 from .guided_filter import guided_upsample
 from .layer_names import default_names, name_layers
 from .params import DEFAULT_MODE, SegmenterParams
+from .refine import refine_layers
 from .sparsify import (
     assign_segments,
     constrained_sparsify,
@@ -56,6 +57,7 @@ STAGES: list[tuple[str, float]] = [
     ("classes", 0.0),
     ("naming", 0.01),
     ("upsampling", 0.02),
+    ("edges", 0.08),
 ]
 _TOTAL = sum(share for _, share in STAGES)
 _START: dict[str, tuple[float, float]] = {}
@@ -240,7 +242,8 @@ class Segmenter:
 
     # -- running ----------------------------------------------------------------------
     def run(self, params: Optional[SegmenterParams] = None, progress: ProgressFn = None,
-            cancel: CancelFn = None) -> SegmentationResult:
+            cancel: CancelFn = None,
+            preview: Optional[Callable[["SegmentationResult"], None]] = None) -> SegmentationResult:
         """Run, or re-run from the first stage whose inputs changed.
 
         Parameters
@@ -251,6 +254,9 @@ class Segmenter:
             ``progress(stage, overall_fraction)``.
         cancel : callable, optional
             Polled between steps; True stops the run.
+        preview : callable, optional
+            Called with the layers brought to full size before their edges are refined
+            (``params.refine``), so that a viewer can show them while the edges are solved.
 
         Returns
         -------
@@ -290,6 +296,13 @@ class Segmenter:
         names = self._names(run, p, full, (h, w), raw, relaxed)
         alphas = run.stage("upsampling", (relaxed.key, p.clip_layers, full.shape[:2]),
                            lambda: _finish(relaxed.value, full, image, p.clip_layers))
+        if p.refine.enabled:
+            if preview is not None:
+                preview(SegmentationResult(alphas=alphas.value, image=full, params=p, layer_names=names,
+                                           timings=dict(run.timings), working_size=(h, w)))
+            scale = ((full.shape[0] * full.shape[1]) / (h * w)) ** 0.5
+            alphas = run.stage("edges", (alphas.key, p.refine), lambda: refine_layers(
+                full, alphas.value, scale, p.refine, cancel, run.reporter("edges")))
         if progress is not None:
             progress("done", 1.0)
         provider = getattr(self.embedding_model, "provider", None) if self._given_features is None else None

@@ -267,8 +267,8 @@ def relaxed_sparsify(
     x = x_init.copy()
     for it in range(params.iterations):
         check(cancel)
-        u = np.maximum(np.abs(x), 0.01) ** (gamma - 2.0)
-        v = np.maximum(np.abs(1.0 - x), 0.01) ** (gamma - 2.0)
+        u = np.maximum(np.abs(x), params.floor) ** (gamma - 2.0)
+        v = np.maximum(np.abs(1.0 - x), params.floor) ** (gamma - 2.0)
         x = solve(u + v + 1.0, v + x_init + delta, x, params.cg_iterations)
         report(progress, "refining layers", (it + 1) / (params.iterations + 2))
     x = solve(np.ones((n, 1)), x + delta, x, params.final_cg_iterations)

@@ -1,0 +1,240 @@
+"""Edge refinement at the photo's own resolution (closed-form matting on the uncertain band).
+
+The layers come from a working size of about 0.08 MP; brought back to full size they are
+settled almost everywhere and blurred guesses along their edges. Here, at full size:
+
+1. ``uncertain_band``: the pixels where no layer is near 1, grown by the upsampling
+   factor (the blur the working size put there) plus a few pixels;
+2. outside the band every pixel is settled: its strongest layer 1, the others exactly 0;
+3. inside it all K layers are re-solved together with the matting Laplacian L of the
+   full-size photo (Levin et al.'s closed form, the multi-layer form of spectral matting):
+   minimise Σ_k α_kᵀ L α_k + λ‖α_k − α̂_k‖² over the band, the settled pixels as
+   constraints, α̂ the upsampled layers. L·1 = 0 and the constraints and α̂ sum to one,
+   so the K solutions sum to one too (up to the solver's tolerance; renormalised after).
+
+The band is solved tile by tile (each tile with a margin of context whose outer ring is
+held at its current values, the tiles before it already refined), so memory is bounded
+by the tile, not the photo. L is assembled only for the windows that touch the band.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import scipy.sparse as sp
+
+from .cancel import CancelFn, ProgressFn, check, report
+from .params import RefineParams
+
+_WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def uncertain_band(alphas: np.ndarray, scale: float, params: RefineParams = RefineParams()) -> np.ndarray:
+    """H×W bool: the pixels to re-solve. Those where no layer reaches ``params.confident``,
+    grown by ``params.grow`` × ``scale`` (the upsampling factor: the blur the working size
+    left) + ``params.grow_px`` pixels, and only near an edge between layers (where the
+    strongest layer changes, within twice that): a wide soft mixture of two layers far
+    from any edge is no edge to sharpen, and is kept as it is."""
+    k = alphas.shape[0]
+    radius = int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px
+    unsure = (alphas.max(axis=0) < params.confident).astype(np.uint8)
+    if not unsure.any() or not params.near_edges:
+        return cv2.dilate(unsure, _disc(radius)).astype(bool)
+    top = alphas.argmax(axis=0).astype(np.uint8 if k < 256 else np.uint16)
+    edge = np.zeros(top.shape, np.uint8)
+    edge[:, 1:] |= top[:, 1:] != top[:, :-1]
+    edge[:, :-1] |= top[:, 1:] != top[:, :-1]
+    edge[1:] |= top[1:] != top[:-1]
+    edge[:-1] |= top[1:] != top[:-1]
+    near_edge = cv2.dilate(edge, _disc(2 * radius))
+    return (cv2.dilate(unsure, _disc(radius)) & near_edge).astype(bool)
+
+
+def settle_inplace(alphas: np.ndarray, band: np.ndarray, confident: float, band_rows: int = 256) -> None:
+    """Outside ``band``, where a layer reaches ``confident``: that layer 1, every other
+    layer exactly 0 (in bands of rows)."""
+    k = alphas.shape[0]
+    for y0 in range(0, alphas.shape[1], band_rows):
+        a = alphas[:, y0:y0 + band_rows]
+        keep = band[y0:y0 + band_rows] | (a.max(axis=0) < confident)
+        top = a.argmax(axis=0)
+        onehot = (top[None] == np.arange(k)[:, None, None]).astype(a.dtype)
+        np.copyto(a, onehot, where=~keep[None])
+
+
+_OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+
+
+def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
+                eps: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The matting Laplacian's rows for the ``unknown`` pixels of ``image`` (h×w×3), split
+    into L_UU (n_u × n_u CSR) and L_UF·x_F (n_u × K, ``values``: K×h×w, the known pixels'
+    layers). No unknown pixel may lie within 2 pixels of the region's edge unless it is
+    the photo's edge. Only the 3×3 windows that contain an unknown pixel are built:
+    L_ij = Σ_w [i = j] − (1 + (I_i − μ_w)ᵀ (Σ_w + ε/9·𝟙)⁻¹ (I_j − μ_w)) / 9."""
+    h, w = unknown.shape
+    centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    centres[0, :] = centres[-1, :] = False
+    centres[:, 0] = centres[:, -1] = False
+    c = np.flatnonzero(centres)
+    win = np.array([dy * w + dx for dy, dx in _WINDOW])
+    pix = np.asarray(image, np.float64).reshape(-1, 3)[c[:, None] + win[None, :]]   # nc×9×3
+    d = pix - pix.mean(axis=1, keepdims=True)
+    cov = np.matmul(d.transpose(0, 2, 1), d) / 9.0 + (eps / 9.0) * np.eye(3)
+    val = np.matmul(np.matmul(d, np.linalg.inv(cov)), d.transpose(0, 2, 1))        # nc×9×9
+    # Window values into a 25-offset stencil per pixel: for window cell a, the row pixel
+    # c + win[a] is distinct for every centre c, so each += has no repeated index.
+    stencil = np.zeros((25, h * w))
+    for a, (ay, ax) in enumerate(_WINDOW):
+        rows = c + win[a]
+        for b, (by, bx) in enumerate(_WINDOW):
+            stencil[_OFFSETS.index((by - ay, bx - ax)), rows] -= (1.0 + val[:, a, b]) / 9.0
+            if a == b:
+                stencil[12, rows] += 1.0
+    u = np.flatnonzero(unknown.ravel())
+    pos = np.full(h * w, -1, np.int64)
+    pos[u] = np.arange(len(u))
+    cols = u[:, None] + np.array([dy * w + dx for dy, dx in _OFFSETS])[None, :]     # n_u×25
+    data = stencil[:, u].T
+    nz = data != 0.0   # windows never leave the region, so a non-zero entry is a real neighbour
+    cols = np.where(nz, cols, 0)
+    inner = nz & (pos[cols] >= 0)
+    outer = nz & ~inner
+    k = values.shape[0]
+    flat = values.reshape(k, -1)
+    fixed = np.stack([(np.where(outer, data, 0.0) * flat[j][cols]).sum(axis=1) for j in range(k)], axis=1)
+    indptr = np.concatenate([[0], np.cumsum(inner.sum(axis=1))])
+    A = sp.csr_matrix((data[inner], pos[cols[inner]], indptr), shape=(len(u), len(u)))
+    return A, fixed
+
+
+def _block_pcg(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
+               cancel: CancelFn) -> np.ndarray:
+    """Conjugate gradients with a Jacobi preconditioner on every column of B at once."""
+    inv_d = 1.0 / A.diagonal()[:, None]
+    R = B - A @ X
+    norm_b = np.maximum(np.linalg.norm(B, axis=0), 1e-30)
+    Z = inv_d * R
+    P = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    for _ in range(maxiter):
+        if (np.linalg.norm(R, axis=0) <= tol * norm_b).all():
+            break
+        check(cancel)
+        AP = A @ P
+        step = rz / np.maximum(np.einsum("ij,ij->j", P, AP), 1e-300)
+        X += step * P
+        R -= step * AP
+        Z = inv_d * R
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        P = Z + (rz_new / np.maximum(rz, 1e-300)) * P
+        rz = rz_new
+    return X
+
+
+def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unknown: np.ndarray,
+                  params: RefineParams, cancel: CancelFn) -> np.ndarray:
+    """The band's layers in one region: n_unknown × K (float64)."""
+    k = current.shape[0]
+    A, fixed = band_system(image, unknown, current, params.eps)
+    flat_u = np.flatnonzero(unknown.ravel())
+    A = A + params.data_weight * sp.eye(len(flat_u), format="csr")
+    b = params.data_weight * guess.reshape(k, -1).T[flat_u].astype(np.float64) - fixed
+    x0 = current.reshape(k, -1).T[flat_u].astype(np.float64)
+    return _block_pcg(A, b, x0, params.cg_tol, params.cg_iterations, cancel)
+
+
+def _resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """K×H×W float32 → K×h×w (area when shrinking, bilinear when enlarging), summing to one."""
+    interp = cv2.INTER_AREA if h * w < x.shape[1] * x.shape[2] else cv2.INTER_LINEAR
+    out = np.stack([cv2.resize(np.ascontiguousarray(p), (w, h), interpolation=interp) for p in x])
+    np.clip(out, 0.0, 1.0, out=out)
+    out /= np.maximum(out.sum(axis=0, keepdims=True), 1e-12)
+    return out
+
+
+def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams = RefineParams(),
+                  cancel: CancelFn = None, progress: ProgressFn = None) -> np.ndarray:
+    """Refined copies of K×H×W upsampled layers, solved at the photo's resolution.
+
+    ``image``: H×W×3 in [0, 1]. ``scale``: the upsampling factor (full side / working side),
+    which sets how wide the band of uncertain pixels is. Settled pixels end one-hot; every
+    pixel sums to one.
+
+    Coarse to fine: above ``params.level_factor`` the layers are first refined at half the
+    size (recursively), so that each level solves a band only a few of its pixels wide
+    around edges that the level below already sharpened (a 12 MP photo would otherwise
+    solve a band as wide as the working size's blur: 12× its pixels).
+    """
+    k, H, W = alphas.shape
+    image = np.asarray(image, np.float32)
+    levels = []
+    h, w, s = H, W, float(scale)
+    while s > params.level_factor and min(h, w) >= 64:
+        h, w, s = max(8, round(h / params.level_factor)), max(8, round(w / params.level_factor)), s / params.level_factor
+        levels.append((h, w))
+    done = [0]
+    total = 1 + sum((hh * ww) / (H * W) for hh, ww in levels)
+
+    def level_report(stage: str, frac: float, share: float) -> None:
+        report(progress, stage, (done[0] + frac * share) / total)
+
+    current, level_scale = None, s
+    for hh, ww in list(reversed(levels)) + [(H, W)]:
+        img = image if (hh, ww) == (H, W) else cv2.resize(image, (ww, hh), interpolation=cv2.INTER_AREA)
+        start = _resize_planes(alphas, hh, ww) if current is None else _resize_planes(current, hh, ww)
+        share = (hh * ww) / (H * W)
+        current = _refine_level(img, start, level_scale, params, cancel,
+                                lambda st, f, share=share: level_report(st, f, share))
+        done[0] += share
+        level_scale = params.level_factor
+    return current
+
+
+def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams,
+                  cancel: CancelFn, progress: ProgressFn) -> np.ndarray:
+    """One level: settle the confident pixels, solve the band in tiles."""
+    k, H, W = alphas.shape
+    band = uncertain_band(alphas, scale, params)
+    guess, alphas = alphas, alphas.copy()
+    settle_inplace(alphas, band, params.confident)
+    if not band.any():
+        report(progress, "edges", 1.0)
+        return alphas
+    t, m = params.tile, params.margin
+    tiles = [(y, x) for y in range(0, H, t) for x in range(0, W, t) if band[y:y + t, x:x + t].any()]
+    for i, (y, x) in enumerate(tiles):
+        check(cancel)
+        y0, y1, x0, x1 = max(0, y - m), min(H, y + t + m), max(0, x - m), min(W, x + t + m)
+        unknown = band[y0:y1, x0:x1].copy()
+        # The region's outer two rings hold context at its current values (a window of
+        # an unknown pixel must lie inside the region), except along the photo's edge.
+        if y0 > 0:
+            unknown[:2] = False
+        if y1 < H:
+            unknown[-2:] = False
+        if x0 > 0:
+            unknown[:, :2] = False
+        if x1 < W:
+            unknown[:, -2:] = False
+        if not unknown.any():
+            continue
+        cur = alphas[:, y0:y1, x0:x1]
+        sol = _solve_region(image[y0:y1, x0:x1], cur, guess[:, y0:y1, x0:x1], unknown, params, cancel)
+        np.clip(sol, 0.0, 1.0, out=sol)
+        sol /= np.maximum(sol.sum(axis=1, keepdims=True), 1e-12)
+        # Keep only the tile's own pixels; the margin is the next tiles' to solve.
+        core = np.zeros_like(unknown)
+        core[y - y0:y - y0 + t, x - x0:x - x0 + t] = True
+        flat_u = np.flatnonzero(unknown.ravel())
+        take = core.ravel()[flat_u]
+        ys, xs = np.divmod(flat_u[take], x1 - x0)
+        cur[:, ys, xs] = sol[take].T.astype(alphas.dtype)
+        report(progress, "edges", (i + 1) / len(tiles))
+    return alphas
