@@ -43,6 +43,9 @@ def _segment_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="run the model on the CPU even if CUDA is available")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument("--force", action="store_true", help="replace a read-only PSD")
+    p.add_argument("--photo-colours", action="store_true",
+                   help="layers keep the photo's colours in soft pixels (default: each layer's own colours, "
+                        "so it composites onto a new background without a fringe)")
     return p
 
 
@@ -285,9 +288,11 @@ def segment_command(args: argparse.Namespace) -> int:
     names = result.layer_names
     try:
         if args.out:
-            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params), metadata=info.metadata)
+            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params), metadata=info.metadata,
+                            layer_colours=not args.photo_colours)
         if args.psd:
-            write_psd(args.psd, image, result.alphas, names, metadata=info.metadata)
+            write_psd(args.psd, image, result.alphas, names, metadata=info.metadata,
+                      layer_colours=not args.photo_colours)
     except ExportError as e:
         raise CliError(str(e)) from None
     if not args.quiet:

@@ -19,7 +19,7 @@ def scene():
 def test_psd_round_trip(tmp_path, scene):
     image, alphas = scene
     names = ["Sky", "Sea", "Ball"]
-    write_psd(tmp_path / "x.psd", image, alphas, names)
+    write_psd(tmp_path / "x.psd", image, alphas, names, layer_colours=False)
     psd = PSDImage.open(tmp_path / "x.psd")
     assert psd.color_mode.name == "RGB" and psd.channels == 4  # RGBA document
     layers = list(psd)
@@ -157,3 +157,14 @@ def test_colour_profile_and_resolution_are_carried(tmp_path, scene):
     assert psd.image_resources.get_data(Resource.ICC_PROFILE) == icc
     res = psd.image_resources.get_data(Resource.RESOLUTION_INFO)
     assert res.horizontal / 65536 == pytest.approx(300) and res.vertical / 65536 == pytest.approx(300)
+
+
+def test_psd_layers_carry_their_own_colours_by_default(tmp_path, scene):
+    """On by default: opaque pixels keep the photo's colour; a soft layer alone over a new
+    background is closer to its true colours than the photo's mixed ones."""
+    image, alphas = scene
+    write_psd(tmp_path / "c.psd", image, alphas)
+    for layer, a in zip(list(PSDImage.open(tmp_path / "c.psd"))[1:], alphas):
+        px = layer.numpy()
+        opaque = a >= 1.0 - 1e-6
+        assert np.abs(px[:, :, :3][opaque] - image[opaque]).max() <= 1 / 255 + 1e-6

@@ -276,6 +276,15 @@ def preview_image(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return np.concatenate([image, shaded], axis=1)
 
 
+def _layer_rgb(image: np.ndarray, alphas: np.ndarray, layer_images: Optional[np.ndarray], k: int,
+               unmix: bool) -> np.ndarray:
+    """Layer k's RGB: its pixels (the photo or its recolour), unmixed in soft pixels."""
+    from ..segmentation.layer_colours import layer_colours
+
+    rgb = image if layer_images is None else layer_images[k]
+    return layer_colours(rgb, alphas[k]) if unmix else rgb
+
+
 def layer_file_stem(index: int, name: str) -> str:
     """``03_person`` for layer index 2 named "person": the number keeps the stack's order,
     the name (lower case, anything but letters, digits and ``-`` as ``_``) says which."""
@@ -297,8 +306,11 @@ def write_png_stack(
     params: Optional[dict[str, Any]] = None,
     metadata: PhotoMetadata = PhotoMetadata(),
     alpha_files: bool = True,
+    layer_colours: bool = True,
 ) -> list[Path]:
-    """Per layer ``NN_name.png`` (RGBA, photo colours, alpha = layer) and
+    """Per layer ``NN_name.png`` (RGBA, the layer's own colours — the photo's, unmixed
+    from the other layers in soft pixels, see ``segmentation.layer_colours``; the
+    photo's exactly with ``layer_colours=False`` — alpha = layer) and
     ``NN_name_alpha.png`` (16-bit grey), then preview.png and layers.npz (float32
     K×H×W alphas, names, parameters as JSON).
 
@@ -316,7 +328,8 @@ def write_png_stack(
     remove_stale_parts(parent, target.name)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=parent))
     try:
-        written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata, alpha_files)
+        written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata, alpha_files,
+                                     layer_colours)
         _swap_in(staging, target)
     except OSError as e:
         raise ExportError(f"cannot write the PNG stack to {target}: {e.strerror or e}") from None
@@ -327,7 +340,7 @@ def write_png_stack(
 
 
 def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata,
-                       alpha_files: bool = True) -> list[str]:
+                       alpha_files: bool = True, layer_colours: bool = True) -> list[str]:
     """The files, encoded on two threads (zlib and the PNG encoders release the GIL): at
     most two layers' 8-bit pixels are in memory at once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -341,8 +354,7 @@ def _write_stack_files(folder: Path, image, alphas, names, layer_images, params,
         return name
 
     def layer_rgba(k: int) -> np.ndarray:
-        rgb = image if layer_images is None else layer_images[k]
-        return np.dstack([_to_u8(rgb), _to_u8(alphas[k])])
+        return np.dstack([_to_u8(_layer_rgb(image, alphas, layer_images, k, layer_colours)), _to_u8(alphas[k])])
 
     jobs: list[tuple[str, Callable[[], np.ndarray], Callable[[str, np.ndarray], None]]] = []
     for k in range(alphas.shape[0]):
@@ -443,6 +455,7 @@ def write_psd(
     layer_images: Optional[np.ndarray] = None,
     hidden: Optional[Sequence[bool]] = None,
     metadata: PhotoMetadata = PhotoMetadata(),
+    layer_colours: bool = True,
 ) -> Path:
     """Write a layered PSD: an opaque "Photo" layer, then one layer per soft layer.
 
@@ -468,6 +481,11 @@ def write_psd(
         Layers written with their eye off.
     metadata : PhotoMetadata, optional
         The photo's ICC profile and resolution, carried into the file.
+    layer_colours : bool, optional
+        Each layer's own colours in its soft pixels (unmixed from the other layers, so
+        that it composites onto a new background without a fringe); the stack over the
+        Photo layer then differs from the photo in soft pixels. False: the photo's
+        colours, and the composite is the photo.
 
     Returns
     -------
@@ -495,7 +513,10 @@ def write_psd(
     opaque = np.full((h, w, 1), 255, np.uint8)
 
     def layer_rgba(k: int) -> np.ndarray:
-        rgb = photo8 if layer_images is None else _to_u8(layer_images[k])
+        if layer_images is None and not layer_colours:
+            rgb = photo8
+        else:
+            rgb = _to_u8(_layer_rgb(image, alphas, layer_images, k, layer_colours))
         return np.concatenate([rgb, _to_u8(alphas[k])[:, :, None]], axis=2)
 
     layers = [PsdLayer("Photo", lambda: np.concatenate([photo8, opaque], axis=2))]
