@@ -57,7 +57,7 @@ def _gated_segmenter_class(gate: "_Gate"):
         """A real Segmenter that, while the gate is closed, waits (honouring cancel)
         after reporting a first stage: a run that is "mid-way" for as long as a test needs."""
 
-        def run(self, params=None, progress=None, cancel=None):
+        def run(self, params=None, progress=None, cancel=None, preview=None):
             gate.runs += 1
             if not gate.open.is_set():
                 if progress is not None:
@@ -67,7 +67,7 @@ def _gated_segmenter_class(gate: "_Gate"):
                     if cancel is not None and cancel():
                         raise Cancelled("cancelled")
                     time.sleep(0.005)
-            return super().run(params, progress, cancel)
+            return super().run(params, progress, cancel, preview)
 
     return GatedSegmenter
 
@@ -100,7 +100,7 @@ def studio(qtbot, tmp_path, isolated_settings, studio_scene):
 
     made = []
 
-    def make(features=True, gate=None, **source_kwargs):
+    def make(features=True, gate=None, params=None, **source_kwargs):
         path, feats, _ = studio_scene
         gate = gate or _Gate()
 
@@ -113,7 +113,7 @@ def studio(qtbot, tmp_path, isolated_settings, studio_scene):
         if features:
             kwargs["features_fn"] = features_fn
         kwargs.update(source_kwargs)
-        w = MainWindow(quick_params(layers=3), FeatureSource(**kwargs))
+        w = MainWindow(params or quick_params(layers=3), FeatureSource(**kwargs))
         w.show_dialogs = False
         w.prompts = []
 

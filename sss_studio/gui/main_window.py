@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self._tasks: list[Worker] = []
         self._preview: Optional[LayerStack] = None
         self._preview_source: Optional[tuple] = None
+        self._early: Optional[LayerStack] = None   # a first run's layers before their edges are refined
 
         self.doc = Document(params or SegmenterParams(), self)
         self.worker = SegmentationWorker(source or FeatureSource(), self)
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         self.status.cancel_clicked.connect(self.cancel_run)
         self.worker.started.connect(self._run_started)
         self.worker.progress.connect(self._run_progress)
+        self.worker.previewed.connect(self._run_previewed)
         self.worker.finished.connect(self._run_finished)
         self.worker.failed.connect(self._run_failed)
         self.worker.cancelled.connect(self._run_cancelled)
@@ -140,10 +142,15 @@ class MainWindow(QMainWindow):
 
     def preview_stack(self) -> Optional[LayerStack]:
         """The stack at display size: big photos are shown from a downscaled copy so
-        that a click or a slider tick re-renders quickly (hit-tests use the full stack)."""
+        that a click or a slider tick re-renders quickly (hit-tests use the full stack).
+        Before a photo's first layers arrive, the run's early layers (not yet in the
+        document) are shown while their edges are refined."""
         stack = self.doc.stack
         if stack is None:
-            return None
+            early = self._early
+            if early is None or early.image is not self.doc.image:
+                return None
+            stack = early
         src = self._preview_source
         # Compared by identity (not id()): alphas are never written in place.
         if src is None or src[0] is not stack.image or src[1] is not stack.alphas:
@@ -359,6 +366,15 @@ class MainWindow(QMainWindow):
     def _run_progress(self, _rid: int, stage: str, fraction: float) -> None:
         self.status.set_progress(stage, fraction)
 
+    def _run_previewed(self, outcome: Outcome) -> None:
+        """A photo's first layers, before their edges are refined: shown, not yet editable."""
+        result = outcome.preview
+        if result is None or outcome.request.image is not self.doc.image or self.doc.stack is not None:
+            return
+        self._early = LayerStack(self.doc.image, result.alphas, _named_layers(result.layer_names))
+        self.status.showMessage("Layers at working-size detail; refining their edges at full size…", 8000)
+        self.render()
+
     def _busy_changed(self, busy: bool) -> None:
         if not busy:
             self.status.set_running(False)
@@ -369,6 +385,7 @@ class MainWindow(QMainWindow):
     def _run_finished(self, outcome: Outcome) -> None:
         req, result = outcome.request, outcome.result
         assert result is not None
+        self._early = None
         if req.image is not self.doc.image:
             return  # a run for a photo that is no longer open
         self.status.set_provider(outcome.note)
@@ -387,7 +404,16 @@ class MainWindow(QMainWindow):
         self.status.set_provider(outcome.note)
         self.show_error("Segmentation failed", f"{outcome.error}. The document is unchanged.")
 
-    def _run_cancelled(self, _outcome: Outcome) -> None:
+    def _run_cancelled(self, outcome: Outcome) -> None:
+        self._early = None
+        early = outcome.preview
+        if early is not None and outcome.request.image is self.doc.image:
+            # Cancelled while the edges were refined: the layers are complete but for that.
+            outcome.result = early
+            self._run_finished(outcome)
+            self.status.showMessage("Cancelled while refining the edges: kept the layers at working-size "
+                                    "detail.", 10000)
+            return
         kept = "kept the previous layers" if self.doc.has_layers else "no layers yet (Segment › Run to start again)"
         self.status.showMessage(f"Cancelled: {kept}.", 8000)
 

@@ -30,6 +30,7 @@ from ..segmentation.sources import FeatureError, FeatureSource
 
 class Worker(QThread):
     progressed = Signal(str, float)
+    previewed = Signal(object)       # an early result the work function hands over
     returned = Signal(object)
     errored = Signal(str)
     aborted = Signal()
@@ -52,6 +53,9 @@ class Worker(QThread):
 
     def report(self, stage: str, fraction: float) -> None:
         self.progressed.emit(stage, float(fraction))
+
+    def show_early(self, value: Any) -> None:
+        self.previewed.emit(value)
 
     # -- called from the GUI thread -----------------------------------------------------
     def cancel(self) -> None:
@@ -96,11 +100,15 @@ class Outcome:
     cancelled: bool = False
     note: str = ""                    # where the features came from / the provider
     timings: dict[str, float] = field(default_factory=dict)
+    # The layers at full size before their edges were refined: shown while the edges are
+    # solved, and kept as the result when the run is cancelled during that stage.
+    preview: Optional[SegmentationResult] = None
 
 
 class SegmentationWorker(QObject):
     started = Signal(object)            # Request
     progress = Signal(int, str, float)  # request id, stage, overall fraction
+    previewed = Signal(object)          # Outcome with .preview: the layers before their edges are refined
     finished = Signal(object)           # Outcome with a result
     failed = Signal(object)             # Outcome with an error
     cancelled = Signal(object)          # Outcome, cancelled (and not superseded)
@@ -168,7 +176,11 @@ class SegmentationWorker(QObject):
                 seg.params = req.params
                 seg.restore_warm_state(warm[1])
         outcome.note = self._note
-        outcome.result = seg.run(req.params, progress=job.report, cancel=job.is_cancelled)
+        def early(result: SegmentationResult) -> None:
+            outcome.preview = result
+            job.show_early(outcome)
+
+        outcome.result = seg.run(req.params, progress=job.report, cancel=job.is_cancelled, preview=early)
         outcome.timings.update(outcome.result.timings)
 
     def _start_pending(self) -> None:
@@ -180,6 +192,7 @@ class SegmentationWorker(QObject):
         job = Worker(lambda w: self._segment(req, outcome, w), (FeatureError, ModelError, ValueError),
                      "out of memory: try a smaller working size", self)
         job.progressed.connect(self._on_progress)
+        job.previewed.connect(self._on_preview)
         job.returned.connect(lambda _r: self._on_done(job, outcome))
         job.errored.connect(lambda msg: self._on_done(job, outcome, error=msg))
         job.aborted.connect(lambda: self._on_done(job, outcome, cancelled=True))
@@ -195,6 +208,12 @@ class SegmentationWorker(QObject):
         if job is not None and job is self._current and not self._current.is_cancelled():
             assert self._current_request is not None
             self.progress.emit(self._current_request.id, stage, frac)
+
+    @Slot(object)
+    def _on_preview(self, outcome: Outcome) -> None:
+        job = self.sender()
+        if job is not None and job is self._current and not self._current.is_cancelled():
+            self.previewed.emit(outcome)
 
     def _on_done(self, job: Worker, outcome: Outcome, error: Optional[str] = None, cancelled: bool = False) -> None:
         if self._current is not job:
