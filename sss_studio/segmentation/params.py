@@ -157,6 +157,12 @@ class RefineParams:
     margin: int = 24            # … each with this much context around it
     cg_tol: float = 1e-3
     cg_iterations: int = 300
+    # A sparsity prior on the band's alphas, |α|^γ + |1 − α|^γ, by IRLS (0 iterations = off)
+    sparsity: float = 0.7
+    sparsity_weight: float = 3.0
+    sparsity_floor: float = 1e-3
+    sparsity_iterations: int = 2
+    sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient
 
 
 @dataclass(frozen=True)
