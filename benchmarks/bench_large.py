@@ -42,8 +42,10 @@ def _load_avg() -> str:
     return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def _run_pipeline(_=None) -> dict:
+def _run_pipeline(refine=True) -> dict:
     C.limit_threads(1)
+    from dataclasses import replace
+
     from sss_studio.segmentation.embedding import EmbeddingModel, default_model_path
     from sss_studio.segmentation.pipeline import Segmenter, SegmenterParams
 
@@ -52,6 +54,8 @@ def _run_pipeline(_=None) -> dict:
     model = EmbeddingModel(default_model_path())
     t_model = time.perf_counter() - t0
     params = SegmenterParams.for_mode("fast")
+    if refine is False:
+        params = replace(params, refine=replace(params.refine, enabled=False))
     seg = Segmenter(params, embedding_model=model)
     seg.set_image(img)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -143,6 +147,11 @@ def main() -> None:
             print(f"pipeline: {r['total']:.1f} s wall, {r['cpu']:.1f} s CPU, peak RSS {r['peak_mb']:.0f} MB, working "
                   f"{r['working'][1]}×{r['working'][0]}, model on {r['provider']}",
                   {k: round(v, 2) for k, v in r["timings"].items()}, flush=True)
+    unrefined = None
+    if not a.no_pipeline:
+        unrefined = _in_child(_run_pipeline, False)
+        print(f"pipeline without the edges stage: {unrefined['total']:.1f} s wall, peak RSS "
+              f"{unrefined['peak_mb']:.0f} MB", flush=True)
     load_end = _load_avg()
     print("load average (1/5/15 min) before", load_start, "after", load_end)
     if a.no_write:
@@ -172,6 +181,14 @@ def main() -> None:
             f"{max(r['peak_mb'] for r in runs):.0f} | "
             + " | ".join(f"{med([r['timings'].get(s, 0.0) for r in runs]):.2f}" for s in stages) + " |",
         ]
+        if unrefined is not None:
+            lines += [
+                "",
+                f"The edge refinement (the `edges` stage, `segmentation/refine.py`) takes "
+                f"{med([r['timings'].get('edges', 0.0) for r in runs]):.1f} s of that. The same run without it, "
+                f"in its own process: {unrefined['total']:.1f} s, peak RSS {unrefined['peak_mb']:.0f} MB "
+                f"(with it: {max(r['peak_mb'] for r in runs):.0f} MB).",
+            ]
     u = ups["now"]
     lines += [
         "",

@@ -30,10 +30,21 @@ class CliError(Exception):
 
 
 def _segment_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("segment", help="split a photo into soft layers and write them", parents=[_common_options()])
-    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, …)")
-    p.add_argument("--out", "-o", help="folder for layer_k.png, alpha_k.png, preview.png, layers.npz")
-    p.add_argument("--psd", help="also write a layered PSD here")
+    p = sub.add_parser("segment", help="split photos into soft layers and write them", parents=[_common_options()])
+    p.add_argument("photo", nargs="+",
+                   help="the photo (JPEG, PNG, TIFF, …); several photos, folders or quoted globs make a batch")
+    p.add_argument("--out", "-o", help="folder for the layer PNGs, preview.png and layers.npz (a batch: the folder "
+                                       "that gets one such folder per photo)")
+    p.add_argument("--psd", nargs="?", const="", default=None,
+                   help="also write a layered PSD here (without a path: PHOTO.psd in the photo's output folder)")
+    p.add_argument("--recursive", "-r", action="store_true", help="a batch: photos in sub-folders too")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="a batch: photos segmented side by side in this many processes (default 1)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="a batch: run on an existing Dask scheduler (tcp://host:8786); its workers read the "
+                        "photos and write the outputs, so the paths must be reachable from them")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per photo on stdout (path, status, seconds, layers, error)")
     p.add_argument("--features", help="H×W×D .npy or H×W×3 image of features (instead of the model)")
     p.add_argument("--model", help="ONNX embedding model (default: the bundled models/sss_embed.onnx)")
     p.add_argument("--layers", "-k", type=int, default=5, help="number of soft layers (default 5)")
@@ -42,7 +53,8 @@ def _segment_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--working-size", type=float, default=None, help=WORKING_SIZE_HELP)
     p.add_argument("--cpu", action="store_true", help="run the model on the CPU even if CUDA is available")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    p.add_argument("--force", action="store_true", help="replace a read-only PSD")
+    p.add_argument("--force", action="store_true",
+                   help="replace a read-only PSD; in a batch, redo photos whose outputs are already there")
     p.add_argument("--photo-colours", action="store_true",
                    help="layers keep the photo's colours in soft pixels (default: each layer's own colours, "
                         "so it composites onto a new background without a fringe)")
@@ -208,7 +220,26 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CliError("--seed must be 0 or more")
 
 
+def _is_batch(args: argparse.Namespace) -> bool:
+    import glob
+
+    if len(args.photo) > 1 or args.jobs != 1 or args.dask or args.json or args.recursive:
+        return True
+    only = args.photo[0]
+    return Path(only).is_dir() or (glob.has_magic(only) and not Path(only).exists())
+
+
 def segment_command(args: argparse.Namespace) -> int:
+    if _is_batch(args):
+        return batch_command(args)
+    args.photo = args.photo[0]
+    if args.psd == "":
+        args.psd = str(Path(args.out or Path(args.photo).with_suffix("")) / f"{Path(args.photo).stem}.psd") \
+            if args.out else str(Path(args.photo).with_suffix("")) + "_layers.psd"
+    return _segment_one(args)
+
+
+def _segment_one(args: argparse.Namespace) -> int:
     from .io.export import (
         ExportError,
         check_destination,
@@ -303,6 +334,132 @@ def segment_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def batch_command(args: argparse.Namespace) -> int:
+    """Many photos: one output folder each under --out, skipped when done, one bad photo
+    an error line and the rest go on; the exit code says whether any failed."""
+    import json
+
+    from .batch import BatchError, expand_inputs, plan_tasks, run_dask, run_local
+    from .io.params_dict import params_to_dict
+    from .segmentation.embedding import default_model_path
+    from .segmentation.params import DEFAULT_MODE, SegmenterParams
+
+    _check_numbers(args)
+    if args.jobs < 1:
+        raise CliError("--jobs must be at least 1")
+    if args.features:
+        raise CliError("--features is for one photo; a batch uses the model")
+    if args.psd:
+        raise CliError("a batch writes one PSD per photo: give --psd without a path")
+    if not args.out:
+        raise CliError("a batch needs --out FOLDER (one folder per photo goes in it)")
+    photos, missing = expand_inputs(args.photo, recursive=args.recursive)
+    for item in missing:
+        print(f"sss-studio: warning: no photo matches {item}", file=sys.stderr)
+    if not photos:
+        raise CliError("no photos to segment")
+    model = args.model or str(default_model_path())
+    if not Path(model).is_file():
+        raise CliError(f"the model {model} was not found; pass --model PATH")
+    if not args.dask:   # a wrong model is said once, not once per photo (Dask workers load their own)
+        from .batch import _model
+        from .segmentation.embedding import ModelError
+
+        try:
+            _model(str(Path(model).resolve()), not args.cpu)
+        except ModelError as e:
+            raise CliError(str(e)) from None
+    params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
+    if args.working_size is not None:
+        params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
+    try:
+        tasks = plan_tasks(photos, args.out, psd=args.psd is not None, params=params_to_dict(params),
+                           model=str(Path(model).resolve()), prefer_gpu=not args.cpu,
+                           layer_colours=not args.photo_colours, force=args.force)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except BatchError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot create {args.out}: {e.strerror or e}") from None
+
+    bar = _Progress(len(tasks), quiet=args.quiet)
+    failed = 0
+    try:
+        if args.dask:
+            records = run_dask(tasks, args.dask)
+        else:
+            records = run_local(tasks, args.jobs, progress=bar.stage if args.jobs == 1 else None)
+        for rec in records:
+            failed += rec["status"] == "error"
+            bar.done(rec)
+            if args.json:
+                print(json.dumps(rec, ensure_ascii=False), flush=True)
+    except BatchError as e:
+        bar.close()
+        raise CliError(str(e)) from None
+    bar.close()
+    if not args.quiet:
+        counts = bar.counts
+        print(f"sss-studio: {len(tasks)} photos: {counts['ok']} segmented, {counts['skipped']} already done, "
+              f"{counts['error']} failed, in {bar.elapsed():.1f} s", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
+class _Progress:
+    """Batch progress on stderr: on a terminal one line redrawn (overall, the photo's
+    stage, ETA); otherwise one plain line per photo; nothing with --quiet."""
+
+    def __init__(self, total: int, quiet: bool = False, stream=None):
+        self.total, self.quiet = total, quiet
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.finished = 0
+        self.counts = {"ok": 0, "skipped": 0, "error": 0}
+        self.t0 = time.perf_counter()
+        self._worked: list[float] = []
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _eta(self, current: float = 0.0) -> str:
+        if not self._worked:
+            return ""
+        per = sum(self._worked) / len(self._worked)
+        left = max(0.0, (self.total - self.finished - current) * per)
+        return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+
+    def stage(self, task, stage: str, frac: float) -> None:
+        if self.quiet or not self.tty:
+            return
+        overall = (self.finished + frac) / self.total
+        width = 24
+        fill = int(round(overall * width))
+        line = (f"[{'#' * fill}{'.' * (width - fill)}] {self.finished}/{self.total} "
+                f"{Path(task.photo).name}: {stage} {frac * 100:3.0f}%{self._eta(frac)}")
+        self.stream.write("\r" + line[:110].ljust(110))
+        self.stream.flush()
+
+    def done(self, rec: dict) -> None:
+        self.finished += 1
+        self.counts[rec["status"]] += 1
+        if rec["status"] == "ok":
+            self._worked.append(rec["seconds"])
+        if self.quiet:
+            return
+        what = {"ok": f"{len(rec['layers'])} layers in {rec['seconds']:.1f} s", "skipped": "already done",
+                "error": f"error: {rec['error']}"}[rec["status"]]
+        line = f"[{self.finished}/{self.total}] {rec['path']}: {what}{self._eta()}"
+        if self.tty:
+            self.stream.write("\r" + " " * 110 + "\r")
+        self.stream.write(f"sss-studio: {line}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            self.stream.write("\r" + " " * 110 + "\r")
+            self.stream.flush()
 
 
 if __name__ == "__main__":  # pragma: no cover

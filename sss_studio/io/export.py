@@ -307,6 +307,7 @@ def write_png_stack(
     metadata: PhotoMetadata = PhotoMetadata(),
     alpha_files: bool = True,
     layer_colours: bool = True,
+    extra_meta: Optional[dict[str, Any]] = None,
 ) -> list[Path]:
     """Per layer ``NN_name.png`` (RGBA, the layer's own colours — the photo's, unmixed
     from the other layers in soft pixels, see ``segmentation.layer_colours``; the
@@ -329,7 +330,7 @@ def write_png_stack(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=parent))
     try:
         written = _write_stack_files(staging, image, alphas, names, layer_images, params, metadata, alpha_files,
-                                     layer_colours)
+                                     layer_colours, extra_meta)
         _swap_in(staging, target)
     except OSError as e:
         raise ExportError(f"cannot write the PNG stack to {target}: {e.strerror or e}") from None
@@ -340,7 +341,8 @@ def write_png_stack(
 
 
 def _write_stack_files(folder: Path, image, alphas, names, layer_images, params, metadata,
-                       alpha_files: bool = True, layer_colours: bool = True) -> list[str]:
+                       alpha_files: bool = True, layer_colours: bool = True,
+                       extra_meta: Optional[dict[str, Any]] = None) -> list[str]:
     """The files, encoded on two threads (zlib and the PNG encoders release the GIL): at
     most two layers' 8-bit pixels are in memory at once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -366,7 +368,7 @@ def _write_stack_files(folder: Path, image, alphas, names, layer_images, params,
     with ThreadPoolExecutor(max_workers=2) as pool:
         for name in pool.map(lambda job: put(*job), jobs):
             written.append(name)
-    meta = json.dumps({"names": names, "params": params or {}}, default=str)
+    meta = json.dumps({**(extra_meta or {}), "names": names, "params": params or {}}, default=str)
     _save_npz(str(folder / "layers.npz"), alphas=np.asarray(alphas, np.float32), meta=np.array(meta))
     os.chmod(folder / "layers.npz", mode)
     written.append("layers.npz")
