@@ -145,6 +145,7 @@ def process_photo(task: PhotoTask, progress: Any = None) -> dict:
         if not task.force and is_done(task):
             rec["status"] = "skipped"
             return rec
+        rec["worker"] = os.getpid()
         rec["layers"] = _segment_and_write(task, progress)
     except KeyboardInterrupt:
         raise
@@ -154,7 +155,20 @@ def process_photo(task: PhotoTask, progress: Any = None) -> dict:
         rec.update(status="error", error=_message(e))
     finally:
         rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec["peak_mb"] = _peak_mb()
     return rec
+
+
+def _peak_mb() -> Optional[float]:
+    """This process's peak resident memory so far, in MB (None where it cannot be read)."""
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except (ImportError, OSError):
+        return None
 
 
 def _message(e: BaseException) -> str:
