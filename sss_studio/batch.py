@@ -234,10 +234,23 @@ def run_local(tasks: list[PhotoTask], jobs: int, progress: Any = None) -> Iterat
             yield rec
         pool.close()
     except BaseException:
-        pool.terminate()   # exports are atomic: a killed worker leaves only temporary files,
-        raise              # which the next export into that folder removes
+        pool.terminate()   # exports are atomic: a killed worker leaves only temporary files …
+        pool.join()
+        remove_temporary_files(tasks)   # … and they go now
+        raise
     finally:
         pool.join()
+
+
+def remove_temporary_files(tasks: list[PhotoTask]) -> None:
+    """The temporary files and folders that stopped workers left beside the outputs."""
+    from .io.export import remove_stale_parts
+
+    for task in tasks:
+        out = Path(task.out)
+        remove_stale_parts(out.parent, out.name)
+        if task.psd:
+            remove_stale_parts(Path(task.psd).parent, Path(task.psd).name)
 
 
 def run_dask(tasks: list[PhotoTask], address: str) -> Iterator[dict]:

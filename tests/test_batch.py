@@ -122,3 +122,22 @@ def test_inputs_and_names(tmp_path):
     assert missing == [str(tmp_path / "nope")]
     assert output_names(photos) == ["x", "y", "b_x"]
     assert [p.name for p in expand_inputs([str(tmp_path)], recursive=True)[0]] == ["x.jpg", "y.png", "x.jpg"]
+
+
+def test_ctrl_c_stops_a_parallel_batch_leaving_no_half_written_file(photos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "sss_studio", "segment", str(photos), "--out", str(tmp_path),
+                             "--jobs", "2", "--layers", "3", "--quiet", "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 1, 0), err          # 0/1: it finished before the signal
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
+    assert leftovers == []
+    for folder in (p for p in tmp_path.iterdir() if p.is_dir()):
+        assert (folder / "layers.npz").is_file()        # every folder there is whole
