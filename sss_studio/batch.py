@@ -41,9 +41,12 @@ class PhotoTask:
     force: bool = False
 
 
-def expand_inputs(items: Iterable[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+def expand_inputs(items: Iterable[str], recursive: bool = False,
+                  exclude: Optional[str] = None) -> tuple[list[Path], list[str]]:
     """Files, folders (their photos; sub-folders too with ``recursive``) and glob patterns
-    → (photos in a stable order without repeats, inputs that matched nothing)."""
+    → (photos in a stable order without repeats, inputs that matched nothing). Nothing
+    inside ``exclude`` (the output folder: a rerun must not take its layer PNGs for
+    photos)."""
     found: list[Path] = []
     missing: list[str] = []
     for item in items:
@@ -62,8 +65,11 @@ def expand_inputs(items: Iterable[str], recursive: bool = False) -> tuple[list[P
         found.extend(hits)
     seen: set[str] = set()
     photos = []
+    skip = os.path.realpath(exclude) + os.sep if exclude else None
     for p in found:
         key = os.path.realpath(p)
+        if skip and key.startswith(skip):
+            continue
         if key not in seen:
             seen.add(key)
             photos.append(p)

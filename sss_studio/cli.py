@@ -355,7 +355,7 @@ def batch_command(args: argparse.Namespace) -> int:
         raise CliError("a batch writes one PSD per photo: give --psd without a path")
     if not args.out:
         raise CliError("a batch needs --out FOLDER (one folder per photo goes in it)")
-    photos, missing = expand_inputs(args.photo, recursive=args.recursive)
+    photos, missing = expand_inputs(args.photo, recursive=args.recursive, exclude=args.out)
     for item in missing:
         print(f"sss-studio: warning: no photo matches {item}", file=sys.stderr)
     if not photos:

@@ -122,6 +122,9 @@ def test_inputs_and_names(tmp_path):
     assert missing == [str(tmp_path / "nope")]
     assert output_names(photos) == ["x", "y", "b_x"]
     assert [p.name for p in expand_inputs([str(tmp_path)], recursive=True)[0]] == ["x.jpg", "y.png", "x.jpg"]
+    # The output folder inside an input folder: its layer PNGs are no photos.
+    assert [p.name for p in expand_inputs([str(tmp_path)], recursive=True, exclude=str(tmp_path / "b"))[0]] == [
+        "x.jpg", "y.png"]
 
 
 def test_ctrl_c_stops_a_parallel_batch_leaving_no_half_written_file(photos, tmp_path):
