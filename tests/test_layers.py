@@ -133,8 +133,11 @@ def test_composite_hidden_and_isolated(stack):
     hidden = stack.composite(background=bg)
     a0 = stack.alphas[0]
     assert np.allclose(hidden, stack.image * (1 - a0[:, :, None]), atol=1e-5)
+    # A layer alone shows its own colours (as exported): the photo's where it is opaque.
     alone = stack.isolated([0], background=bg)
-    assert np.allclose(alone, stack.image * a0[:, :, None], atol=1e-5)
+    assert np.allclose(alone, stack.own_colours(0) * a0[:, :, None], atol=1e-5)
+    opaque = a0 >= 1.0 - 1e-6
+    assert opaque.any() and np.allclose(alone[opaque], stack.image[opaque], atol=1e-5)
 
 
 def test_overlay_thumbnail_outline(stack):

@@ -124,6 +124,9 @@ class LayerStack:
         self._alphas = alphas
         self._layers: list[Layer] = list(layers)
         self._recoloured: dict[Recolour, np.ndarray] = {}
+        # Layer k's own colours (segmentation.layer_colours) for the view of layers alone,
+        # keyed by k and its recolour, valid for the alphas object in the first slot.
+        self._own: tuple[Optional[np.ndarray], dict] = (None, {})
 
     # -- basic access -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -308,15 +311,31 @@ class LayerStack:
             np.clip(out, 0.0, 1.0, out=out)
         return out
 
+    def own_colours(self, index: int) -> np.ndarray:
+        """Layer ``index``'s own colours (recoloured): in its soft pixels the photo's colour
+        unmixed from what lies behind it, as the exports write it (H×W×3)."""
+        from ..segmentation.layer_colours import layer_colours
+
+        alphas, cache = self._own
+        if alphas is not self._alphas:
+            cache = {}
+            self._own = (self._alphas, cache)
+        key = (index, self._layers[index].recolour)
+        if key not in cache:
+            cache[key] = layer_colours(self.layer_pixels(index), self._alphas[index])
+        return cache[key]
+
     def isolated(self, indices: Iterable[int], background: Optional[np.ndarray] = None) -> np.ndarray:
-        """The given layers alone (recoloured) over ``background`` (checkerboard)."""
+        """The given layers alone (recoloured, in their own colours) over ``background``
+        (checkerboard): what the layer shows in an export, without the old background's
+        fringe in its soft pixels."""
         idx = list(indices)
         bg = checkerboard(*self.shape) if background is None else background
         out = np.array(bg, np.float32, copy=True)
         if not idx:
             return out
         for k in idx:
-            out += self._alphas[k][:, :, None] * (self.layer_pixels(k) - bg)
+            out += self._alphas[k][:, :, None] * (self.own_colours(k) - bg)
         np.clip(out, 0.0, 1.0, out=out)
         return out
 
