@@ -220,6 +220,17 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CliError("--seed must be 0 or more")
 
 
+def _run_params(args: argparse.Namespace):
+    """The run's parameters from the command line: the mode's preset, the layer count,
+    the seed and the working size."""
+    from .segmentation.params import DEFAULT_MODE, SegmenterParams
+
+    params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
+    if args.working_size is not None:
+        params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
+    return params
+
+
 def _is_batch(args: argparse.Namespace) -> bool:
     import glob
 
@@ -253,7 +264,6 @@ def _segment_one(args: argparse.Namespace) -> int:
     from .segmentation.cancel import Cancelled
     from .segmentation.embedding import ModelError
     from .segmentation.features import check_feature_size
-    from .segmentation.params import DEFAULT_MODE, SegmenterParams
     from .segmentation.sources import FeatureError, FeatureSource
 
     if not args.out and not args.psd:
@@ -287,9 +297,7 @@ def _segment_one(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(str(e)) from None
 
-    params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
-    if args.working_size is not None:
-        params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
+    params = _run_params(args)
     try:
         seg = source.prepare(image, params).segmenter
     except (FeatureError, ValueError) as e:
@@ -344,7 +352,6 @@ def batch_command(args: argparse.Namespace) -> int:
     from .batch import BatchError, expand_inputs, plan_tasks, run_dask, run_local
     from .io.params_dict import params_to_dict
     from .segmentation.embedding import default_model_path
-    from .segmentation.params import DEFAULT_MODE, SegmenterParams
 
     _check_numbers(args)
     if args.jobs < 1:
@@ -371,9 +378,7 @@ def batch_command(args: argparse.Namespace) -> int:
             _model(str(Path(model).resolve()), not args.cpu)
         except ModelError as e:
             raise CliError(str(e)) from None
-    params = SegmenterParams.for_mode(args.mode or DEFAULT_MODE, layers=args.layers, seed=args.seed)
-    if args.working_size is not None:
-        params = replace(params, working_pixels=max(1000, int(args.working_size * 1e6)))
+    params = _run_params(args)
     try:
         tasks = plan_tasks(photos, args.out, psd=args.psd is not None, params=params_to_dict(params),
                            model=str(Path(model).resolve()), prefer_gpu=not args.cpu,
@@ -424,7 +429,7 @@ class _Progress:
         return time.perf_counter() - self.t0
 
     def _eta(self, current: float = 0.0) -> str:
-        if not self._worked:
+        if not self._worked or self.finished >= self.total:
             return ""
         per = sum(self._worked) / len(self._worked)
         left = max(0.0, (self.total - self.finished - current) * per)
