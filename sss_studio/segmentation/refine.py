@@ -4,17 +4,23 @@ The layers come from a working size of about 0.08 MP; brought back to full size 
 settled almost everywhere and blurred guesses along their edges. Here, at full size:
 
 1. ``uncertain_band``: the pixels where no layer is near 1, grown by the upsampling
-   factor (the blur the working size put there) plus a few pixels;
-2. outside the band every pixel is settled: its strongest layer 1, the others exactly 0;
+   factor (the blur the working size put there) plus a few pixels, near an edge between
+   layers;
+2. outside the band every pixel where a layer is near 1 is settled: that layer 1, the
+   others exactly 0 (a wide soft mixture far from any edge is kept as it is);
 3. inside it all K layers are re-solved together with the matting Laplacian L of the
    full-size photo (Levin et al.'s closed form, the multi-layer form of spectral matting):
    minimise Σ_k α_kᵀ L α_k + λ‖α_k − α̂_k‖² over the band, the settled pixels as
    constraints, α̂ the upsampled layers. L·1 = 0 and the constraints and α̂ sum to one,
    so the K solutions sum to one too (up to the solver's tolerance; renormalised after).
+   Then a few IRLS steps of the relaxed sparsification's prior push textured solid
+   pixels to 0 or 1, with no pull along the photo's own gradients (blurred edges).
 
 The band is solved tile by tile (each tile with a margin of context whose outer ring is
 held at its current values, the tiles before it already refined), so memory is bounded
 by the tile, not the photo. L is assembled only for the windows that touch the band.
+Above ``level_factor``× upsampling a first pass runs at 1/level_factor of the size, so
+the full-size band is only a few pixels wide. docs/solver.md has the measurements.
 """
 
 from __future__ import annotations
