@@ -414,7 +414,7 @@ def batch_command(args: argparse.Namespace) -> int:
 
 class _Progress:
     """Batch progress on stderr: on a terminal one line redrawn (overall, the photo's
-    stage, ETA); otherwise one plain line per photo; nothing with --quiet."""
+    stage, ETA); otherwise one plain line per photo; with --quiet only failed photos."""
 
     def __init__(self, total: int, quiet: bool = False, stream=None):
         self.total, self.quiet = total, quiet
@@ -451,7 +451,7 @@ class _Progress:
         self.counts[rec["status"]] += 1
         if rec["status"] == "ok":
             self._worked.append(rec["seconds"])
-        if self.quiet:
+        if self.quiet and rec["status"] != "error":   # --quiet: errors only
             return
         what = {"ok": f"{len(rec['layers'])} layers in {rec['seconds']:.1f} s", "skipped": "already done",
                 "error": f"error: {rec['error']}"}[rec["status"]]

@@ -84,6 +84,9 @@ def test_a_rerun_skips_what_is_done_and_other_settings_redo_it(first_batch, phot
     recs = {Path(x["path"]).name: x["status"] for x in _lines(r.stdout)}
     assert recs == {"p0.png": "skipped", "p1.png": "skipped", "p2.png": "skipped", "broken.jpg": "error"}
     assert (out / "p0" / "layers.npz").stat().st_mtime_ns == before
+    # --quiet still names the photo that failed, and nothing else.
+    r = run_cli("segment", photos, "--out", out, "--psd", "--layers", "3", "--quiet")
+    assert r.returncode == 1 and "broken.jpg" in r.stderr and "p0.png" not in r.stderr
     # Other parameters are not "done".
     r = run_cli("segment", photos / "p0.png", photos / "p1.png", "--out", out, "--psd", "--json", "--layers", "2")
     assert [x["status"] for x in _lines(r.stdout)] == ["ok", "ok"] and r.returncode == 0
