@@ -15,7 +15,7 @@ import glob
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
@@ -124,15 +124,16 @@ def is_done(task: PhotoTask) -> bool:
     except Exception:   # damaged or foreign: redo it
         return False
     batch = meta.get("batch", {})
-    same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)  # noqa: E731
-    return (same(meta.get("params"), task.params) and batch.get("photo") == _photo_stamp(task.photo)
+    as_json = lambda x: json.dumps(x, sort_keys=True, default=str)  # noqa: E731
+    return (as_json(meta.get("params")) == as_json(task.params) and batch.get("photo") == _photo_stamp(task.photo)
             and batch.get("layer_colours") == task.layer_colours)
 
 
 _MODELS: dict[tuple, Any] = {}   # one loaded model per worker process (or Dask worker)
 
 
-def _model(path: Optional[str], prefer_gpu: bool) -> Any:
+def load_model(path: Optional[str], prefer_gpu: bool) -> Any:
+    """The embedding model, loaded once per process (a worker keeps it between photos)."""
     from .segmentation.embedding import EmbeddingModel
 
     key = (path, prefer_gpu)
@@ -197,7 +198,7 @@ def _segment_and_write(task: PhotoTask, progress: Any) -> list[str]:
 
     image, info = read_image(task.photo)
     params = params_from_dict(task.params, SegmenterParams.for_mode(task.params.get("mode", "fast")))
-    seg = Segmenter(params, embedding_model=_model(task.model, task.prefer_gpu))
+    seg = Segmenter(params, embedding_model=load_model(task.model, task.prefer_gpu))
     seg.set_image(image)
     result = seg.run(progress=progress)
     names = result.layer_names
@@ -280,7 +281,3 @@ def run_dask(tasks: list[PhotoTask], address: str) -> Iterator[dict]:
             raise
     finally:
         client.close()
-
-
-def task_record(task: PhotoTask) -> dict:
-    return asdict(task)

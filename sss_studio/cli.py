@@ -244,9 +244,9 @@ def segment_command(args: argparse.Namespace) -> int:
     if _is_batch(args):
         return batch_command(args)
     args.photo = args.photo[0]
-    if args.psd == "":
-        args.psd = str(Path(args.out or Path(args.photo).with_suffix("")) / f"{Path(args.photo).stem}.psd") \
-            if args.out else str(Path(args.photo).with_suffix("")) + "_layers.psd"
+    if args.psd == "":   # --psd without a path: beside the PNG stack, else beside the photo
+        stem = Path(args.photo).stem
+        args.psd = str(Path(args.out) / f"{stem}.psd" if args.out else Path(args.photo).with_name(f"{stem}_layers.psd"))
     return _segment_one(args)
 
 
@@ -327,8 +327,8 @@ def _segment_one(args: argparse.Namespace) -> int:
     names = result.layer_names
     try:
         if args.out:
-            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params), metadata=info.metadata,
-                            layer_colours=not args.photo_colours)
+            write_png_stack(args.out, image, result.alphas, names, params=params_to_dict(params),
+                            metadata=info.metadata, layer_colours=not args.photo_colours)
         if args.psd:
             write_psd(args.psd, image, result.alphas, names, metadata=info.metadata,
                       layer_colours=not args.photo_colours)
@@ -371,11 +371,11 @@ def batch_command(args: argparse.Namespace) -> int:
     if not Path(model).is_file():
         raise CliError(f"the model {model} was not found; pass --model PATH")
     if not args.dask:   # a wrong model is said once, not once per photo (Dask workers load their own)
-        from .batch import _model
+        from .batch import load_model
         from .segmentation.embedding import ModelError
 
         try:
-            _model(str(Path(model).resolve()), not args.cpu)
+            load_model(str(Path(model).resolve()), not args.cpu)
         except ModelError as e:
             raise CliError(str(e)) from None
     params = _run_params(args)
@@ -416,6 +416,8 @@ class _Progress:
     """Batch progress on stderr: on a terminal one line redrawn (overall, the photo's
     stage, ETA); otherwise one plain line per photo; with --quiet only failed photos."""
 
+    WIDTH = 110   # the redrawn line, padded so that a shorter one covers a longer one
+
     def __init__(self, total: int, quiet: bool = False, stream=None):
         self.total, self.quiet = total, quiet
         self.stream = stream or sys.stderr
@@ -443,7 +445,7 @@ class _Progress:
         fill = int(round(overall * width))
         line = (f"[{'#' * fill}{'.' * (width - fill)}] {self.finished}/{self.total} "
                 f"{Path(task.photo).name}: {stage} {frac * 100:3.0f}%{self._eta(frac)}")
-        self.stream.write("\r" + line[:110].ljust(110))
+        self.stream.write("\r" + line[:self.WIDTH].ljust(self.WIDTH))
         self.stream.flush()
 
     def done(self, rec: dict) -> None:
@@ -457,13 +459,16 @@ class _Progress:
                 "error": f"error: {rec['error']}"}[rec["status"]]
         line = f"[{self.finished}/{self.total}] {rec['path']}: {what}{self._eta()}"
         if self.tty:
-            self.stream.write("\r" + " " * 110 + "\r")
+            self._clear()
         self.stream.write(f"sss-studio: {line}\n")
         self.stream.flush()
 
+    def _clear(self) -> None:
+        self.stream.write("\r" + " " * self.WIDTH + "\r")
+
     def close(self) -> None:
         if self.tty and not self.quiet:
-            self.stream.write("\r" + " " * 110 + "\r")
+            self._clear()
             self.stream.flush()
 
 

@@ -54,7 +54,7 @@ def test_early_layers_are_shown_then_replaced_by_the_refined_ones(qtbot, studio,
     assert "refining" in w.status.currentMessage()
     held_edges.set()
     qtbot.waitUntil(lambda: not w.worker.busy, timeout=TIMEOUT)
-    assert w._early is None and w.doc.stack is not None
+    assert w.errors == [] and w._early is None and w.doc.stack is not None
     assert sums_to_one(w.doc.stack.alphas)
     assert not np.array_equal(w.doc.stack.alphas, early)   # the refined layers replaced them
 

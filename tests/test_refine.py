@@ -115,3 +115,12 @@ def test_the_preview_shows_the_upsampled_layers_before_the_edges():
     result = seg.run(preview=seen.append)
     assert len(seen) == 1 and seen[0].alphas.shape == result.alphas.shape
     assert not np.array_equal(seen[0].alphas, result.alphas)
+
+
+def test_the_input_layers_are_left_alone_even_when_read_only():
+    up, _, _ = _run(_blurred_disc)
+    frozen = up.copy()
+    frozen.setflags(write=False)        # as a LayerStack leaves the layers it shows
+    photo, _, _ = _composite(_blurred_disc())
+    refined = refine_layers(photo, frozen, 4.0)
+    assert np.array_equal(frozen, up) and refined is not frozen

@@ -407,8 +407,9 @@ class MainWindow(QMainWindow):
     def _run_cancelled(self, outcome: Outcome) -> None:
         self._early = None
         early = outcome.preview
-        if early is not None and outcome.request.image is self.doc.image:
-            # Cancelled while the edges were refined: the layers are complete but for that.
+        if early is not None and outcome.request.image is self.doc.image and self.doc.stack is None:
+            # A photo's first run cancelled while the edges were refined: the layers shown
+            # are complete but for that. (A cancelled re-run keeps the document's layers.)
             outcome.result = early
             self._run_finished(outcome)
             self.status.showMessage("Cancelled while refining the edges: kept the layers at working-size "

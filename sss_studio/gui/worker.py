@@ -176,6 +176,7 @@ class SegmentationWorker(QObject):
                 seg.params = req.params
                 seg.restore_warm_state(warm[1])
         outcome.note = self._note
+
         def early(result: SegmentationResult) -> None:
             outcome.preview = result
             job.show_early(outcome)

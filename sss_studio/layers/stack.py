@@ -322,6 +322,8 @@ class LayerStack:
             self._own = (self._alphas, cache)
         key = (index, self._layers[index].recolour)
         if key not in cache:
+            if len(cache) > 16:   # a recolour slider dragged in this view makes a new key a tick
+                cache.clear()
             cache[key] = layer_colours(self.layer_pixels(index), self._alphas[index])
         return cache[key]
 

@@ -30,10 +30,12 @@ import math
 import cv2
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from .cancel import CancelFn, ProgressFn, check, report
 from .params import RefineParams
-from .sparsify import image_gradient
+from ..resize import AREA, LINEAR, resize
+from .sparsify import image_gradient, normalise_planes_inplace
 
 _WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
@@ -121,35 +123,18 @@ def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
     return A, fixed
 
 
-def _block_pcg(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
-               cancel: CancelFn, extra: np.ndarray | None = None) -> np.ndarray:
-    """Conjugate gradients with a Jacobi preconditioner on every column of B at once:
-    column j solves (A + diag(extra[:, j]))·x = B[:, j]."""
-    if extra is None:
-        extra = np.zeros((1, 1), B.dtype)
-
-    def apply(V: np.ndarray) -> np.ndarray:
-        return A @ V + extra * V
-
-    inv_d = 1.0 / (A.diagonal()[:, None] + extra)
-    R = B - apply(X)
-    norm_b = np.maximum(np.linalg.norm(B, axis=0), 1e-30)
-    Z = inv_d * R
-    P = Z.copy()
-    rz = np.einsum("ij,ij->j", R, Z)
-    for _ in range(maxiter):
-        if (np.linalg.norm(R, axis=0) <= tol * norm_b).all():
-            break
-        check(cancel)
-        AP = apply(P)
-        step = rz / np.maximum(np.einsum("ij,ij->j", P, AP), 1e-30)
-        X += step * P
-        R -= step * AP
-        Z = inv_d * R
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        P = Z + (rz_new / np.maximum(rz, 1e-30)) * P
-        rz = rz_new
-    return X
+def _cg_columns(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
+                cancel: CancelFn, extra: np.ndarray | None = None) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients (scipy) on each column of B: column j
+    solves (A + diag(extra[:, j]))·x = B[:, j], from X[:, j]. One column at a time beat a
+    block CG over all columns (each column stops when it converges; docs/solver.md)."""
+    out = np.empty_like(X)
+    for j in range(B.shape[1]):
+        Aj = A if extra is None else (A + sp.diags(extra[:, j])).tocsr()
+        M = sp.diags(1.0 / Aj.diagonal())
+        out[:, j], _ = spla.cg(Aj, B[:, j], x0=X[:, j], rtol=tol, maxiter=maxiter, M=M,
+                               callback=lambda _: check(cancel))
+    return out
 
 
 def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unknown: np.ndarray,
@@ -163,7 +148,7 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
     A = (A + params.data_weight * sp.eye(len(flat_u), format="csr")).astype(np.float32)
     b = (params.data_weight * guess.reshape(k, -1).T[flat_u] - fixed).astype(np.float32)
     x = current.reshape(k, -1).T[flat_u].astype(np.float32)
-    x = _block_pcg(A, b, x, params.cg_tol, params.cg_iterations, cancel)
+    x = _cg_columns(A, b, x, params.cg_tol, params.cg_iterations, cancel)
     if not params.sparsity_iterations:
         return x
     # Sparsity (as the relaxed sparsification's, |α|^γ + |1 − α|^γ by IRLS from the
@@ -179,18 +164,18 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
         u = np.maximum(np.abs(x), params.sparsity_floor) ** (gamma - 2.0)
         v = np.maximum(np.abs(1.0 - x), params.sparsity_floor) ** (gamma - 2.0)
         w = params.sparsity_weight
-        x = _block_pcg(A, b + w * v, x, params.cg_tol, params.cg_iterations, cancel,
+        x = _cg_columns(A, b + w * v, x, params.cg_tol, params.cg_iterations, cancel,
                        extra=(w * (u + v)).astype(np.float32))
     return x
 
 
 def _resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """K×H×W float32 → K×h×w (area when shrinking, bilinear when enlarging), summing to one."""
-    interp = cv2.INTER_AREA if h * w < x.shape[1] * x.shape[2] else cv2.INTER_LINEAR
-    out = np.stack([cv2.resize(np.ascontiguousarray(p), (w, h), interpolation=interp) for p in x])
-    np.clip(out, 0.0, 1.0, out=out)
-    out /= np.maximum(out.sum(axis=0, keepdims=True), 1e-12)
-    return out
+    interp = AREA if h * w < x.shape[1] * x.shape[2] else LINEAR
+    # Always a new array (resize hands back its input at the same size): the caller's
+    # layers are the pipeline's cached ones and may be read-only.
+    out = np.array(np.moveaxis(resize(np.moveaxis(x, 0, -1), h, w, interp), -1, 0), np.float32, order="C")
+    return normalise_planes_inplace(out)
 
 
 def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams = RefineParams(),
@@ -201,17 +186,18 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     which sets how wide the band of uncertain pixels is. Settled pixels end one-hot; every
     pixel sums to one.
 
-    Coarse to fine: above ``params.level_factor`` the layers are first refined at half the
-    size (recursively), so that each level solves a band only a few of its pixels wide
-    around edges that the level below already sharpened (a 12 MP photo would otherwise
-    solve a band as wide as the working size's blur: 12× its pixels).
+    Coarse to fine: above ``params.level_factor``× upsampling the layers are first refined
+    at 1/level_factor of the size (and so on down), so that each level solves a band only
+    a few of its pixels wide around edges that the level below already sharpened (a
+    12 MP photo would otherwise solve a band as wide as the working size's blur).
     """
     k, H, W = alphas.shape
     image = np.asarray(image, np.float32)
     levels = []
     h, w, s = H, W, float(scale)
     while s > params.level_factor and min(h, w) >= 64:
-        h, w, s = max(8, round(h / params.level_factor)), max(8, round(w / params.level_factor)), s / params.level_factor
+        f = params.level_factor
+        h, w, s = max(8, round(h / f)), max(8, round(w / f)), s / f
         levels.append((h, w))
     done = [0]
     total = 1 + sum((hh * ww) / (H * W) for hh, ww in levels)
@@ -221,7 +207,7 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
 
     current, level_scale = None, s
     for hh, ww in list(reversed(levels)) + [(H, W)]:
-        img = image if (hh, ww) == (H, W) else cv2.resize(image, (ww, hh), interpolation=cv2.INTER_AREA)
+        img = resize(image, hh, ww)
         start = _resize_planes(alphas, hh, ww) if current is None else _resize_planes(current, hh, ww)
         share = (hh * ww) / (H * W)
         current = _refine_level(img, start, level_scale, params, cancel,
