@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsItem, QGraphicsPixmapItem, QGraphicsScene,
+                               QGraphicsView, QWidget)
 
 MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
@@ -19,7 +20,7 @@ class Canvas(QGraphicsView):
     hover_left = Signal()
     clicked = Signal(float, float, object)         # image x, y, Qt.KeyboardModifiers
     zoom_changed = Signal(float)                   # the view's scale (1 = 100 %)
-    # With the brush tool: a left-button drag in image coordinates.
+    # With the brush or seed tool: a left-button drag in image coordinates.
     stroke_started = Signal(float, float, object)  # x, y, Qt.KeyboardModifiers
     stroke_moved = Signal(float, float)
     stroke_ended = Signal()
@@ -49,11 +50,12 @@ class Canvas(QGraphicsView):
         self._pan_from: Optional[QPoint] = None
         self._fit_on_show = True
         self._stroking = False
-        self.tool = "select"   # or "brush" (set_tool)
+        self.tool = "select"   # or "brush", "seeds" (set_tool)
+        self._markers: list[QGraphicsEllipseItem] = []
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool
-        if tool == "brush":
+        if tool in ("brush", "seeds"):
             self.viewport().setCursor(Qt.CursorShape.CrossCursor)
         else:
             self.viewport().unsetCursor()
@@ -84,6 +86,27 @@ class Canvas(QGraphicsView):
             self._scene.setSceneRect(QRectF(-m, -m, w + 2 * m, h + 2 * m))
             self.fit()
             self._fit_on_show = True
+
+    def set_markers(self, markers: list[tuple[float, float, tuple[int, int, int], bool]]) -> None:
+        """Dots at image points (x, y, RGB colour, filled): the seeds. They keep their
+        size on screen at any zoom; an empty list removes them."""
+        for item in self._markers:
+            self._scene.removeItem(item)
+        self._markers = []
+        r = 4.0
+        for x, y, colour, filled in markers:
+            item = QGraphicsEllipseItem(-r, -r, 2 * r, 2 * r)
+            item.setPos(x, y)
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+            item.setPen(QPen(QColor(255, 255, 255) if filled else QColor(*colour), 1.5))
+            item.setBrush(QBrush(QColor(*colour)) if filled else QBrush(QColor(20, 20, 20)))
+            item.setZValue(10)
+            self._scene.addItem(item)
+            self._markers.append(item)
+
+    @property
+    def marker_count(self) -> int:
+        return len(self._markers)
 
     def image_rect(self) -> QRectF:
         return self._item.mapRectToScene(self._item.boundingRect())
@@ -162,7 +185,7 @@ class Canvas(QGraphicsView):
             return
         if event.button() == Qt.MouseButton.LeftButton and self._has_image:
             p = self.mapToScene(event.position().toPoint())
-            if self.tool == "brush":
+            if self.tool in ("brush", "seeds"):
                 self._stroking = True
                 self.stroke_started.emit(p.x(), p.y(), event.modifiers())
             else:

@@ -12,6 +12,8 @@ other) and write through ``request``; ``params_changed`` tells them to re-read.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -25,6 +27,11 @@ from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
 from ..layers.stack import LayerStack, StackState
 from ..segmentation.params import SegmenterParams
+from ..segmentation.seeds import Seed, SeedGraph
+
+# A scribble keeps a point every this many working-size pixels; a live preview at most this often.
+SEED_SPACING = 3.0
+SEED_PREVIEW_S = 0.12
 
 
 class Document(QObject):
@@ -51,6 +58,9 @@ class Document(QObject):
         self._stroke: Optional[Stroke] = None
         self._stroke_before: Optional[StackState] = None
         self._recolour_session = 0
+        # What seeds need from the run that made the layers (None before a run in this session).
+        self.seed_graph: Optional[SeedGraph] = None
+        self._seeding: Optional[dict] = None
 
     # -- state ----------------------------------------------------------------------
     @property
@@ -95,6 +105,8 @@ class Document(QObject):
         self.photo_path = path
         self.image = image
         self.stack = None
+        self.seed_graph = None
+        self._seeding = None
         self.selection = []
         self.project_path = None
         self._solo_saved = None
@@ -103,9 +115,11 @@ class Document(QObject):
         self.changed.emit()
         self.selection_changed.emit()
 
-    def set_layers(self, stack: LayerStack, params: Optional[SegmenterParams] = None) -> None:
+    def set_layers(self, stack: LayerStack, params: Optional[SegmenterParams] = None,
+                   seed_graph: Optional[SeedGraph] = None) -> None:
         """The first layers for this photo (not an edit: nothing to undo to)."""
         self.stack = stack
+        self.seed_graph = seed_graph
         if params is not None:
             self.params = params
         self.requested = None
@@ -202,6 +216,78 @@ class Document(QObject):
         verb = "Brush on" if stroke.add else "Erase from"
         return self.edit(f"{verb} {name}", lambda s: s.restore(StackState(final, s.layers)))
 
+    # -- seeds: a click or scribble is one undoable step, previewed while drawn ---------------
+    def begin_seeds(self, index: Optional[int], positive: bool) -> bool:
+        """Start a scribble of seeds for layer ``index`` (None: a new layer). False
+        without layers or without the run's seed graph."""
+        if self.stack is None or self.seed_graph is None:
+            return False
+        if index is not None and not 0 <= index < len(self.stack):
+            return False
+        h, w = self.seed_graph.shape
+        spacing = SEED_SPACING * max(self.stack.shape[0] / h, self.stack.shape[1] / w)
+        self._seeding = dict(index=index, positive=positive, points=[], before=self.stack.snapshot(),
+                             spacing=spacing, shown=0, last=0.0)
+        return True
+
+    def seeds_to(self, x: float, y: float) -> None:
+        """Add a point to the scribble (a new one only past the spacing) and show the
+        layers with it, at most every SEED_PREVIEW_S seconds (not yet an undo step)."""
+        s = self._seeding
+        if s is None or self.stack is None:
+            return
+        h, w = self.stack.shape
+        if not (0 <= x < w and 0 <= y < h):
+            return
+        pts = s["points"]
+        if pts and (pts[-1].x - x) ** 2 + (pts[-1].y - y) ** 2 < s["spacing"] ** 2:
+            return
+        pts.append(Seed(float(x), float(y), s["positive"]))
+        if time.monotonic() - s["last"] >= SEED_PREVIEW_S:
+            self._show_seeds()
+
+    def _seeded(self) -> tuple[StackState, int]:
+        s = self._seeding
+        assert s is not None and self.stack is not None and self.seed_graph is not None
+        before: StackState = s["before"]
+        scratch = LayerStack(self.stack.image, before.alphas, before.layers)
+        index = scratch.seed(self.seed_graph, s["index"], s["points"])
+        return scratch.snapshot(), index
+
+    def _show_seeds(self) -> None:
+        s = self._seeding
+        assert s is not None and self.stack is not None
+        state, _ = self._seeded()
+        s["shown"], s["last"] = len(s["points"]), time.monotonic()
+        self.stack.restore(state)
+        self.changed.emit()
+
+    def end_seeds(self) -> bool:
+        """The scribble becomes one undoable step; the seeded layer is selected."""
+        s = self._seeding
+        if s is None or self.stack is None:
+            return False
+        try:
+            if not s["points"]:
+                self.stack.restore(s["before"])
+                self.changed.emit()
+                return False
+            state, index = self._seeded()
+        finally:
+            self._seeding = None
+        self.stack.restore(s["before"])
+        count = len(s["points"])
+        if s["index"] is None:
+            text = f"New layer from {count} seed{'s' if count > 1 else ''}"
+        else:
+            kind = "Seeds on" if s["positive"] else "Seeds off"
+            text = f"{kind} {self.stack.layer(s['index']).name}"
+        return self.edit(text, lambda st: (st.restore(state), [index])[1])
+
+    @property
+    def seeding(self) -> bool:
+        return self._seeding is not None
+
     def move_layer(self, index: int, to: int) -> bool:
         """Move a layer up or down the stack (the PSD's order), as one undoable step."""
         if self.stack is None or not (0 <= index < len(self.stack)) or not (0 <= to < len(self.stack)) or index == to:
@@ -262,14 +348,26 @@ class Document(QObject):
         return self.edit("Recolour", mutate, merge_key=("recolour", tuple(idx), self._recolour_session))
 
     def apply_new_layers(self, alphas: np.ndarray, params: SegmenterParams,
-                         names: Optional[Sequence[str]] = None) -> Optional[Carried]:
+                         names: Optional[Sequence[str]] = None,
+                         seed_graph: Optional[SeedGraph] = None) -> Optional[Carried]:
         """A re-run's layers replace the current ones as one undoable step, each taking
-        over the edits of the earlier layer it matches (layers.carry). Returns what was
-        carried over (None without layers)."""
+        over the edits of the earlier layer it matches (layers.carry), seeds included:
+        they are applied again to the new layers. Returns what was carried over (None
+        without layers)."""
         if self.stack is None:
             return None
         carried = carry_edits(self.stack.alphas, self.stack.layers, alphas, names)
         fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
+        if seed_graph is not None:
+            self.seed_graph = seed_graph
+            # A layer made from seeds that the run does not find again comes back from its seeds.
+            lost = [l for l in self.stack.layers if l.seeds and all(l is not c for c in carried.layers)]
+            if lost:
+                zeros = np.zeros((len(lost),) + carried.alphas.shape[1:], np.float32)
+                fresh = LayerStack(fresh.image, np.concatenate([carried.alphas, zeros]), carried.layers + lost)
+                carried = replace(carried, alphas=fresh.alphas, layers=list(fresh.layers),
+                                  gone=[n for n in carried.gone if n not in {l.name for l in lost}])
+            fresh.reseed(seed_graph)
         text = f"Apply weights ({len(carried.layers)} layers)"
         self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
         return carried

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
         self.canvas.hovered.connect(self._hover)
         self.doc.changed.connect(self._clear_hover)   # never the name of a layer that is gone
+        self.doc.changed.connect(self._show_seeds)
         self.canvas.hover_left.connect(self._clear_hover)
         self.canvas.clicked.connect(self._click)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
@@ -201,11 +202,34 @@ class MainWindow(QMainWindow):
 
     # -- the brush ------------------------------------------------------------------------
     def set_brush_tool(self, on: bool) -> None:
-        self.canvas.set_tool("brush" if on else "select")
-        if self.actions_.brush.isChecked() != on:
-            self.actions_.brush.setChecked(on)
+        self._set_tool("brush" if on else "select")
         if on:
             self._brush_message()
+
+    def set_seed_tool(self, on: bool) -> None:
+        self._set_tool("seeds" if on else "select")
+        if on:
+            self.status.showMessage("Seeds: click or scribble where the selected layer should be; Alt or Ctrl "
+                                    "where it should not; Shift for a new layer (split a layer). S again to "
+                                    "select.", 10000)
+
+    def _set_tool(self, tool: str) -> None:
+        """One tool at a time: the brush, the seeds or selecting."""
+        self.canvas.set_tool(tool)
+        for name, act in (("brush", self.actions_.brush), ("seeds", self.actions_.seeds)):
+            if act.isChecked() != (tool == name):
+                act.setChecked(tool == name)
+        self._show_seeds()
+
+    def _show_seeds(self) -> None:
+        """The seeds as dots on the photo while the seed tool is on (filled: this layer;
+        dark: not this layer)."""
+        stack = self.doc.stack
+        if self.canvas.tool != "seeds" or stack is None:
+            if self.canvas.marker_count:
+                self.canvas.set_markers([])
+            return
+        self.canvas.set_markers([(s.x, s.y, layer.colour, s.positive) for layer in stack.layers for s in layer.seeds])
 
     def change_brush(self, size: float = 1.0, hardness: float = 0.0) -> None:
         """[ and ] scale the size, Shift+[ and Shift+] change the hardness (as in Photoshop)."""
@@ -223,6 +247,9 @@ class MainWindow(QMainWindow):
         stack = self.doc.stack
         if stack is None:
             return
+        if self.canvas.tool == "seeds":
+            self._seeds_started(x, y, modifiers)
+            return
         if not self.doc.selection:   # nothing selected: the layer under the brush
             k = stack.hit_test(x, y)
             if k is None:
@@ -233,10 +260,37 @@ class MainWindow(QMainWindow):
             self.doc.stroke_to(x, y)
 
     def _stroke_moved(self, x: float, y: float) -> None:
-        self.doc.stroke_to(x, y)
+        if self.doc.seeding:
+            self.doc.seeds_to(x, y)
+        else:
+            self.doc.stroke_to(x, y)
 
     def _stroke_ended(self) -> None:
-        self.doc.end_stroke()
+        if self.doc.seeding:
+            self.doc.end_seeds()
+        else:
+            self.doc.end_stroke()
+
+    def _seeds_started(self, x: float, y: float, modifiers) -> None:
+        stack = self.doc.stack
+        assert stack is not None
+        if self.doc.seed_graph is None:
+            self.status.showMessage("Seeds need this photo's layers computed in this session: Segment › Run "
+                                    "segmentation (Ctrl+R), then seed again.", 10000)
+            return
+        new_layer = bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
+        negative = bool(modifiers & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier))
+        if new_layer:
+            index = None
+        elif self.doc.selection:
+            index = self.doc.selection[0]
+        else:   # nothing selected: seeds go to the layer under the click
+            index = stack.hit_test(x, y)
+            if index is None:
+                return
+            self.doc.set_selection([index])
+        if self.doc.begin_seeds(index, positive=new_layer or not negative):
+            self.doc.seeds_to(x, y)
 
     def move_selected(self, step: int) -> None:
         if self.doc.selection:
@@ -391,13 +445,15 @@ class MainWindow(QMainWindow):
         self.status.set_provider(outcome.note)
         self.status.set_timings(outcome.timings)
         if self.doc.stack is None:
-            self.doc.set_layers(LayerStack(self.doc.image, result.alphas, _named_layers(result.layer_names)), req.params)
+            self.doc.set_layers(LayerStack(self.doc.image, result.alphas, _named_layers(result.layer_names)), req.params,
+                                result.seed_graph)
             self.status.showMessage(f"{result.layer_count} layers. Click a region to select its layer.", 8000)
         elif self.doc.stack.has_alphas(result.alphas):
             self.doc.set_params(req.params)
+            self.doc.seed_graph = result.seed_graph
             self.status.showMessage("Same layers as before: nothing changed.", 6000)
         else:
-            carried = self.doc.apply_new_layers(result.alphas, req.params, result.layer_names)
+            carried = self.doc.apply_new_layers(result.alphas, req.params, result.layer_names, result.seed_graph)
             self.status.showMessage(_carried_message(carried), 10000)
 
     def _run_failed(self, outcome: Outcome) -> None:

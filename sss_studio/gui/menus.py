@@ -38,6 +38,7 @@ class Actions:
     delete_layer: QAction
     shortcuts: QAction
     brush: QAction
+    seeds: QAction
     preferences: QAction
     select_none: QAction
     fit: QAction
@@ -119,6 +120,9 @@ def build_menus(w: "MainWindow") -> Actions:
         preferences=_action(w, "Pre&ferences…", w.show_preferences, QKeySequence.StandardKey.Preferences),
         brush=_action(w, "&Brush on the layer", lambda on=False: w.set_brush_tool(bool(on)), "B", "",
                       "Paint the selected layer's alpha (Alt or Ctrl: take it away)"),
+        seeds=_action(w, "&Seeds on the layer", lambda on=False: w.set_seed_tool(bool(on)), "S", "",
+                      "Click or scribble where the selected layer should be (Alt or Ctrl: should not be; "
+                      "Shift: a new layer); the layers are solved again"),
         select_none=_action(w, "Select &none", lambda: w.doc.set_selection([]), "Ctrl+Shift+A"),
         fit=_action(w, "&Fit to window", w.canvas.fit, "Ctrl+0", "fit", "Fit the photo in the window"),
         actual=_action(w, "&Actual size (100 %)", w.canvas.actual_size, "Ctrl+1", "actual", "Show the photo at 100 %"),
@@ -168,6 +172,8 @@ def build_menus(w: "MainWindow") -> Actions:
     em.addAction(a.preferences)
     em.addSeparator()
     a.brush.setCheckable(True)
+    a.seeds.setCheckable(True)
+    em.addAction(a.seeds)
     em.addAction(a.brush)
     for text, keys, slot in (("Brush smaller", "[", lambda: w.change_brush(size=0.8)),
                              ("Brush larger", "]", lambda: w.change_brush(size=1.25)),

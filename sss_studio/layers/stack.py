@@ -20,6 +20,7 @@ import numpy as np
 
 from ..resize import resize
 from ..segmentation.layer_names import default_name
+from ..segmentation.seeds import Seed, SeedGraph, seeded_layers
 from .recolour import Recolour, apply_recolour
 from .render import checkerboard
 
@@ -53,6 +54,7 @@ class Layer:
     visible: bool = True
     recolour: Recolour = field(default_factory=Recolour)
     merged: bool = False                  # made by merging layers (a re-run merges its parts again)
+    seeds: tuple[Seed, ...] = ()          # clicks and scribbles that corrected it (segmentation.seeds)
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +63,7 @@ class Layer:
             "visible": self.visible,
             "recolour": self.recolour.to_dict(),
             "merged": self.merged,
+            "seeds": [s.to_dict() for s in self.seeds],
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class Layer:
             visible=bool(d.get("visible", True)),
             recolour=Recolour.from_dict(d.get("recolour", {})),
             merged=bool(d.get("merged", False)),
+            seeds=tuple(Seed.from_dict(x) for x in d.get("seeds", [])),
         )
 
 
@@ -196,6 +200,7 @@ class LayerStack:
             visible=any(p.visible for p in parts),
             recolour=parts[0].recolour if len(recolours) == 1 else Recolour(),
             merged=True,
+            seeds=tuple(x for p in parts for x in p.seeds),
         )
         keep = [k for k in range(len(self._layers)) if k not in idx[1:]]
         new_alphas = np.empty((len(keep),) + self._alphas.shape[1:], np.float32)
@@ -246,6 +251,31 @@ class LayerStack:
         rest.setflags(write=False)
         self._alphas = rest
         self._layers = [self._layers[k] for k in keep]
+
+    def seed(self, graph: SeedGraph, index: Optional[int], seeds: Sequence[Seed]) -> int:
+        """Add ``seeds`` to layer ``index`` (None: to a new, empty layer) and re-solve the
+        layers with every seed of the stack (segmentation.seeds); returns the layer's index."""
+        alphas, layers = self._alphas, list(self._layers)
+        if index is None:
+            alphas = np.concatenate([alphas, np.zeros((1,) + alphas.shape[1:], np.float32)])
+            used = {l.colour for l in layers}
+            colour = next((c for c in PALETTE if c not in used), default_colour(len(layers)))
+            layers.append(Layer(_free_name(layers), colour))
+            index = len(layers) - 1
+        elif not 0 <= index < len(layers):
+            raise IndexError("layer index out of range")
+        layers[index] = replace(layers[index], seeds=layers[index].seeds + tuple(seeds))
+        self._alphas = _frozen(seeded_layers(graph, self.image, alphas, all_seeds(layers)))
+        self._layers = layers
+        return index
+
+    def reseed(self, graph: SeedGraph) -> bool:
+        """Apply the layers' seeds again (after a re-run gave new layers); False when none."""
+        seeds = all_seeds(self._layers)
+        if not seeds:
+            return False
+        self._alphas = _frozen(seeded_layers(graph, self.image, self._alphas, seeds))
+        return True
 
     # -- queries ----------------------------------------------------------------------
     def hit_test(self, x: float, y: float) -> Optional[int]:
@@ -399,6 +429,22 @@ class LayerStack:
         alphas = np.stack([resize(a, sh, sw) for a in self._alphas])
         alphas /= np.maximum(alphas.sum(axis=0, keepdims=True), 1e-8)
         return LayerStack(image, alphas, self._layers)
+
+
+def all_seeds(layers: Sequence[Layer]) -> list[tuple[int, Seed]]:
+    return [(k, s) for k, layer in enumerate(layers) for s in layer.seeds]
+
+
+def _free_name(layers: Sequence[Layer]) -> str:
+    names = {l.name for l in layers}
+    return next(default_name(k) for k in range(len(layers), len(layers) + len(names) + 2)
+                if default_name(k) not in names)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, np.float32)
+    a.setflags(write=False)
+    return a
 
 
 def sums_to_one(alphas: np.ndarray, atol: float = 1e-4) -> bool:

@@ -166,6 +166,19 @@ class RefineParams:
 
 
 @dataclass(frozen=True)
+class SeedParams:
+    """Seeds that correct a layer (seeds.py); values from benchmarks/bench_clicks.py."""
+
+    prior: float = 1e-3           # pull of every superpixel towards the layers as they are
+    seed_weight: float = 100.0    # pull of a seeded superpixel towards its seed's layer
+    colour_sigma: float = 0.1     # superpixel graph: mean-colour distance scale …
+    feature_sigma: float = 0.1    # … and semantic feature distance scale of its affinity
+    segment_guard: float = 0.5    # a seed moves a whole soft segment only when it is at most this share of its layer
+    smooth_size: int = 5          # the change is spread along the photo's edges: guided filter box …
+    smooth_eps: float = 1e-3      # … and ε, at the working size
+
+
+@dataclass(frozen=True)
 class NamingParams:
     object_share: float = 0.5   # mean probability an object class needs to name a layer
     scene_share: float = 0.35   # … a scene / stuff class
@@ -209,6 +222,7 @@ class SegmenterParams:
     relaxed: RelaxedParams = FAST_RELAXED
     naming: NamingParams = NamingParams()
     refine: RefineParams = RefineParams()
+    seeds: SeedParams = SeedParams()
 
     def __post_init__(self) -> None:
         kind = EIGEN_PARAMS.get(self.mode)

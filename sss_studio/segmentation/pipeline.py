@@ -27,6 +27,7 @@ from .guided_filter import guided_upsample
 from .layer_names import default_names, name_layers
 from .params import DEFAULT_MODE, SegmenterParams
 from .refine import refine_layers
+from .seeds import SeedGraph, seed_graph
 from .sparsify import (
     assign_segments,
     constrained_sparsify,
@@ -57,6 +58,7 @@ STAGES: list[tuple[str, float]] = [
     ("classes", 0.0),
     ("naming", 0.01),
     ("upsampling", 0.02),
+    ("seed graph", 0.0),
     ("edges", 0.08),
 ]
 _TOTAL = sum(share for _, share in STAGES)
@@ -77,6 +79,8 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     working_size: tuple[int, int] = (0, 0)   # (h, w) the layers were computed at
     provider: Optional[str] = None     # onnxruntime provider that ran the model, if any
+    # What seeds that correct these layers need (segmentation.seeds), at the working size.
+    seed_graph: Optional[SeedGraph] = field(default=None, repr=False)
 
     @property
     def layer_count(self) -> int:
@@ -296,10 +300,12 @@ class Segmenter:
         names = self._names(run, p, full, (h, w), raw, relaxed)
         alphas = run.stage("upsampling", (relaxed.key, p.clip_layers, full.shape[:2]),
                            lambda: _finish(relaxed.value, full, image, p.clip_layers))
+        graph = run.stage("seed graph", (spx.key, segments.key, p.seeds), lambda: seed_graph(
+            image, spx.value, segments.value, p.seeds)).value
         if p.refine.enabled:
             if preview is not None:
                 preview(SegmentationResult(alphas=alphas.value, image=full, params=p, layer_names=names,
-                                           timings=dict(run.timings), working_size=(h, w)))
+                                           timings=dict(run.timings), working_size=(h, w), seed_graph=graph))
             scale = ((full.shape[0] * full.shape[1]) / (h * w)) ** 0.5
             alphas = run.stage("edges", (alphas.key, p.refine), lambda: refine_layers(
                 full, alphas.value, scale, p.refine, cancel, run.reporter("edges")))
@@ -307,7 +313,7 @@ class Segmenter:
             progress("done", 1.0)
         provider = getattr(self.embedding_model, "provider", None) if self._given_features is None else None
         return SegmentationResult(alphas=alphas.value, image=full, params=p, layer_names=names,
-                                  timings=run.timings, working_size=(h, w), provider=provider)
+                                  timings=run.timings, working_size=(h, w), provider=provider, seed_graph=graph)
 
     # -- stages with more than one line of glue ---------------------------------------
     def _embedding(self, run: _Run, image: np.ndarray) -> _Entry:
