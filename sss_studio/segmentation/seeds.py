@@ -15,6 +15,10 @@ at the working size, in two steps:
    sparse solve of about 2,500 unknowns for all K layers at once; the targets of
    every row sum to one and the graph Laplacian has constant null space, so the
    result sums to one exactly.
+3. **Pixels.** Where step 2 moved a boundary between layers, a band of a few pixels
+   around the new boundary is solved again with the run's pixel affinity Laplacian
+   (the matting affinity and the semantic terms), the pixels outside the band fixed:
+   the boundary leaves the superpixels' edges for the photo's.
 
 The change (never the layers themselves) is spread along the photo's edges with a
 guided filter and brought to full size with the guided upsampling, so edits
@@ -27,9 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
+from scipy.sparse.linalg import cg, splu
 
 from ..resize import resize
 from .guided_filter import guided_filter, guided_upsample
@@ -70,6 +75,7 @@ class SeedGraph:
     features: np.ndarray          # S×D mean semantic feature per superpixel
     segments: Optional[np.ndarray]  # N×M soft segments, or None (then step 1 is skipped)
     params: SeedParams
+    pixels: Optional[sp.csr_matrix] = None   # N×N pixel affinity Laplacian, or None (then step 3 is skipped)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -77,7 +83,7 @@ class SeedGraph:
 
 
 def seed_graph(image: np.ndarray, superpixels: Superpixels, segments: Optional[np.ndarray],
-               params: SeedParams = SeedParams()) -> SeedGraph:
+               params: SeedParams = SeedParams(), pixels: Optional[sp.spmatrix] = None) -> SeedGraph:
     """The superpixel graph: adjacent superpixels attract by mean colour and mean feature."""
     s = superpixels
     n = int(s.count)
@@ -89,7 +95,8 @@ def seed_graph(image: np.ndarray, superpixels: Superpixels, segments: Optional[n
     lap = (sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W).tocsc()
     sizes = np.bincount(s.labels.ravel(), minlength=n).astype(np.float64)
     return SeedGraph(image=np.ascontiguousarray(image, np.float32), labels=s.labels, laplacian=lap, sizes=sizes,
-                     features=np.asarray(s.mean_feature, np.float64), segments=segments, params=params)
+                     features=np.asarray(s.mean_feature, np.float64), segments=segments, params=params,
+                     pixels=None if pixels is None else sp.csr_matrix(pixels))
 
 
 def _normalise_rows(a: np.ndarray) -> np.ndarray:
@@ -177,7 +184,44 @@ def apply_seeds(graph: SeedGraph, layers: np.ndarray, seeds: Sequence[tuple[int,
         rhs[s] += p.seed_weight * target
         c[s] += p.seed_weight
     X = splu((graph.laplacian + sp.diags(c)).tocsc()).solve(rhs)
-    return _normalise_rows(B + (X - B_sp)[labels])
+    C = _normalise_rows(B + (X - B_sp)[labels])
+    if graph.pixels is None or p.band_px <= 0:
+        return C
+    return _normalise_rows(_pixel_band(graph, A, C, [pix for pix, _, _ in seeds]))
+
+
+def _pixel_band(graph: SeedGraph, before: np.ndarray, after: np.ndarray, pinned: list[int]) -> np.ndarray:
+    """Step 3: re-solve a band around the boundaries that moved, with the pixel
+    Laplacian, a weak pull to ``after`` and every other pixel fixed."""
+    p = graph.params
+    h, w = graph.shape
+    old = np.argmax(before, axis=1).reshape(h, w)
+    new = np.argmax(after, axis=1).reshape(h, w)
+    moved = (old != new).astype(np.uint8)
+    if not moved.any():
+        return after
+    ring = np.ones((3, 3), np.uint8)
+    zone = cv2.dilate(moved, ring, iterations=2)
+    edge = (cv2.morphologyEx(new.astype(np.float32), cv2.MORPH_GRADIENT, ring) > 0).astype(np.uint8)
+    band = cv2.dilate(edge & zone, ring, iterations=int(p.band_px)).ravel() > 0
+    band[pinned] = False
+    unknown = np.flatnonzero(band)
+    if unknown.size == 0:
+        return after
+    L = graph.pixels
+    rows = L[unknown]
+    fixed = ~band
+    L_uu = rows[:, unknown]
+    L_uf = rows[:, np.flatnonzero(fixed)]
+    lam = p.band_prior * float(np.abs(L.diagonal()).mean() or 1.0)
+    M = (L_uu + lam * sp.identity(unknown.size, format="csr")).tocsr()
+    inv_diag = 1.0 / M.diagonal()
+    pre = sp.linalg.LinearOperator(M.shape, matvec=lambda v: inv_diag * v, dtype=np.float64)
+    out = after.copy()
+    for j in range(after.shape[1]):
+        rhs = lam * after[unknown, j] - L_uf @ after[fixed, j]
+        out[unknown, j], _ = cg(M, rhs, x0=after[unknown, j], rtol=p.band_tol, maxiter=p.band_iterations, M=pre)
+    return out
 
 
 def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
