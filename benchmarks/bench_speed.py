@@ -9,8 +9,15 @@ Reference runs take minutes at 640×480, so their layers are cached in
 ``.cache/bench_speed`` (keyed by photo, size and the parameters); ``--fresh`` re-runs.
 Writes its section of benchmarks/RESULTS.md.
 
+With ``--contention``: the app's run (bundled model, threads as the app sizes them)
+idle and while a competing CPU-bound process (a numpy matrix-product loop on every
+core) shares the machine, side by side in one run, and the same with every pool
+fixed to all cores (the behaviour before the runs sized their threads); its own
+section of RESULTS.md.
+
     python benchmarks/bench_speed.py                     # 3 photos at 640×480 and 320×240
     python benchmarks/bench_speed.py --photos astronaut --sizes 640x480 --repeat 3
+    python benchmarks/bench_speed.py --contention --sizes 640x480 320x240 4000x3000
 """
 
 from __future__ import annotations
@@ -119,6 +126,87 @@ def reference_layers(name: str, size: tuple[int, int], fresh: bool) -> dict:
     return r
 
 
+_COMPETITOR = "import numpy as np\na = np.random.default_rng(0).random((1500, 1500))\nwhile True:\n    a @ a\n"
+
+
+def _app_run(args) -> dict:
+    """The studio's run in a fresh process: bundled model, the app's thread settings
+    (``threads`` 0: sized by the run; n: every pool fixed to n), then a slider re-run."""
+    name, size, threads = args
+    from dataclasses import replace
+    from sss_studio.segmentation.embedding import EmbeddingModel, default_model_path
+    from sss_studio.segmentation.pipeline import Segmenter
+
+    img = C.resize(C.sample_photo(name), *size)
+    p = _params("fast", size)
+    seg = Segmenter(p, embedding_model=EmbeddingModel(default_model_path(), prefer_gpu=False), threads=threads)
+    seg.set_image(img)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = seg.run()
+    out = {"total": time.perf_counter() - t0, "cpu": time.process_time() - c0, "threads": res.threads,
+           "eigenvectors": res.timings.get("eigenvectors", 0.0)}
+    t0 = time.perf_counter()
+    seg.run(replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.5)))
+    out["rerun"] = time.perf_counter() - t0
+    return out
+
+
+def _app_isolated(name, size, threads: int) -> dict:
+    """_app_run in a spawned process with the app's environment (all cores, idle threads asleep)."""
+    import subprocess
+
+    code = ("import sys, json; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+            "from sss_studio import _threads_env; _threads_env.apply()\n"
+            "import bench_speed as B; print(json.dumps(B._app_run((%r, %r, %d))))"
+            % (str(pathlib.Path(__file__).resolve().parent), str(C.REPO), name, tuple(size), threads))
+    env = {k: v for k, v in os.environ.items() if k not in C.THREAD_VARS}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def contention_main(names: list[str], sizes: list[tuple[int, int]], repeat: int, write: bool) -> None:
+    import subprocess
+
+    cores = os.cpu_count() or 1
+    env = {k: v for k, v in os.environ.items() if k not in C.THREAD_VARS}
+    rows = []
+    for size in sizes:
+        for name in names:
+            fig: dict[str, list[dict]] = {}
+            for _ in range(repeat):
+                for label, threads in (("sized", 0), ("all cores", cores)):
+                    fig.setdefault(f"{label} idle", []).append(_app_isolated(name, size, threads))
+                    rival = subprocess.Popen([sys.executable, "-c", _COMPETITOR], env=env)
+                    try:
+                        time.sleep(2.0)
+                        fig.setdefault(f"{label} busy", []).append(_app_isolated(name, size, threads))
+                    finally:
+                        rival.kill()
+                        rival.wait()
+            med = {k: {f: float(np.median([r[f] for r in v])) for f in ("total", "cpu", "rerun", "eigenvectors", "threads")}
+                   for k, v in fig.items()}
+            print(name, size, json.dumps(med), flush=True)
+            rows.append((name, size, med))
+    if not write:
+        return
+    lines = ["## Speed under load: idle vs a competing process (bench_speed.py --contention)", "",
+             f"{datetime.date.today().isoformat()}, {C.machine()}. The studio's run (fast mode, bundled model, the "
+             f"app's environment), median of {repeat} run(s) each, in fresh processes; busy = while one other "
+             "process runs a numpy matrix-product loop on every core (started 2 s before). *Sized*: each run "
+             "uses as many threads as the cores other programs leave free when it starts (cpu_budget.py); "
+             "*all cores*: every pool fixed to all cores, as before. Re-run: after a semantic-weight change.",
+             "", "| photo | size | threads | idle s | busy s | busy / idle | eigenvectors idle → busy s | "
+             "CPU s busy | re-run idle → busy s |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, size, med in rows:
+        for label in ("all cores", "sized"):
+            i, b = med[f"{label} idle"], med[f"{label} busy"]
+            lines.append(f"| {name} | {size[0]}×{size[1]} | {label} ({i['threads']:.0f} idle, {b['threads']:.0f} busy) | "
+                         f"{i['total']:.1f} | {b['total']:.1f} | {b['total'] / i['total']:.2f} | "
+                         f"{i['eigenvectors']:.1f} → {b['eigenvectors']:.1f} | {b['cpu']:.1f} | "
+                         f"{i['rerun']:.2f} → {b['rerun']:.2f} |")
+    C.write_section(RESULTS, "bench_speed_contention", "\n".join(lines))
+
+
 STAGE_ORDER = ["features", "superpixels", "matting", "affinities", "eigenvectors", "initial segments",
                "soft segments", "grouping", "refining layers", "upsampling"]
 
@@ -135,8 +223,12 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-model", action="store_true", help="skip the end-to-end runs with the bundled model")
     ap.add_argument("--from-log", action="store_true", help="tabulate the fast runs logged in .cache/bench_speed/fast_runs.jsonl")
+    ap.add_argument("--contention", action="store_true", help="idle vs busy machine (see the module)")
     a = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes]
+    if a.contention:
+        contention_main(a.photos, sizes, a.repeat, not a.no_write)
+        return
 
     rows, stage_rows = [], []
     for size in sizes:

@@ -21,6 +21,7 @@ import numpy as np
 from ..resize import resize
 from .affinity import build_laplacian, matting_affinity
 from .cancel import CancelFn, Cancelled, ProgressFn, check
+from .cpu_budget import free_cores, thread_budget
 from .eigen import get_solver
 from .features import check_feature_size, prepare_given_features, preprocess_features
 from .guided_filter import guided_upsample
@@ -81,6 +82,7 @@ class SegmentationResult:
     provider: Optional[str] = None     # onnxruntime provider that ran the model, if any
     # What seeds that correct these layers need (segmentation.seeds), at the working size.
     seed_graph: Optional[SeedGraph] = field(default=None, repr=False)
+    threads: int = 0                   # threads the run used in each pool (cpu_budget)
 
     @property
     def layer_count(self) -> int:
@@ -168,6 +170,9 @@ class Segmenter:
     embedding_model : EmbeddingModel, optional
         Anything with ``embed(image, cancel=...) -> H×W×D`` and a ``provider``
         attribute; only needed when ``set_image`` gets no features.
+    threads : int, optional
+        Threads per pool (BLAS, numba) during a run; 0 (default): the cores that other
+        programs leave free when the run starts (cpu_budget).
 
     Examples
     --------
@@ -177,8 +182,10 @@ class Segmenter:
     >>> seg.run(replace(seg.params, layers=3))  # only the grouping and later stages run  # doctest: +SKIP
     """
 
-    def __init__(self, params: Optional[SegmenterParams] = None, embedding_model: Any = None):
+    def __init__(self, params: Optional[SegmenterParams] = None, embedding_model: Any = None, threads: int = 0):
         self.params = params if params is not None else SegmenterParams()
+        # Threads in every pool during a run; 0: the cores other programs leave free at its start.
+        self.threads = int(threads)
         self.embedding_model = embedding_model
         self._image: Optional[np.ndarray] = None
         self._given_features: Optional[np.ndarray] = None
@@ -273,6 +280,15 @@ class Segmenter:
         """
         if self._image is None:
             raise RuntimeError("no photo set")
+        threads = self.threads if self.threads > 0 else free_cores()
+        with thread_budget(threads):
+            result = self._run(params, progress, cancel, preview)
+        result.threads = threads
+        return result
+
+    def _run(self, params: Optional[SegmenterParams], progress: ProgressFn, cancel: CancelFn,
+             preview: Optional[Callable[["SegmentationResult"], None]]) -> SegmentationResult:
+        assert self._image is not None
         p = params or self.params
         self.params = p
         run = _Run(self._cache, self._serials, progress, cancel)

@@ -1,0 +1,95 @@
+"""Threads sized to the cores a run can really get.
+
+On a busy machine (another program using the cores), two BLAS / numba threads per
+parallel region wait for each other at every barrier while the other program holds
+one core, and spin while they wait: a 640×480 run took 4.9× its idle time under one
+competing process, with more CPU time than wall time, while one thread took 2.1×
+(docs/solver.md, "Under load"). So each run counts the cores other programs leave
+free when it starts and uses that many threads in every pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Iterator, Optional
+
+SAMPLE_S = 0.05
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_times() -> Optional[tuple[int, int]]:
+    """(busy, total) jiffies of the whole machine from /proc/stat; None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)   # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_cores(sample_s: float = SAMPLE_S) -> Optional[float]:
+    """How many cores the machine keeps busy now (this process idles meanwhile): from
+    /proc/stat over ``sample_s``, else the 1-minute load average; None when neither is
+    available."""
+    first = _cpu_times()
+    if first is not None:
+        time.sleep(sample_s)
+        second = _cpu_times()
+        if second is not None and second[1] > first[1]:
+            ncpu = os.cpu_count() or 1
+            return ncpu * (second[0] - first[0]) / (second[1] - first[1])
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+def free_cores(sample_s: float = SAMPLE_S) -> int:
+    """The cores other programs leave to this run (at least 1)."""
+    cores = usable_cores()
+    busy = busy_cores(sample_s)
+    if busy is None:
+        return cores
+    return int(min(cores, max(1, round(cores - busy))))
+
+
+@contextlib.contextmanager
+def thread_budget(n: int) -> Iterator[int]:
+    """Every pool (BLAS, OpenMP, numba in this thread) limited to ``n`` threads inside."""
+    n = max(1, int(n))
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=n)
+    except ImportError:  # pragma: no cover
+        pass
+    previous = None
+    try:
+        import numba
+
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        yield n
+    finally:
+        if previous is not None:
+            import numba
+
+            numba.set_num_threads(previous)
+        if limiter is not None:
+            limiter.restore_original_limits()
