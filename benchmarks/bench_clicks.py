@@ -28,6 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _common as C  # noqa: E402  (single-threaded BLAS first)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from sss_studio.segmentation.params import SeedParams  # noqa: E402
 
 PHOTOS = C.REPO.parent / "shared" / "photos"
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
@@ -96,7 +97,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def photo_run(args) -> list[dict]:
-    corpus, row, seed = args
+    corpus, row, seed, overrides = args
     C.limit_threads(1)
     from dataclasses import replace
 
@@ -109,7 +110,9 @@ def photo_run(args) -> list[dict]:
     if s < 1:
         img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
     photo = img.astype(np.float32) / 255.0
-    seg = Segmenter(replace(SegmenterParams(), seed=seed), embedding_model=EmbeddingModel(prefer_gpu=False))
+    base = SegmenterParams()
+    params = replace(base, seed=seed, seeds=replace(base.seeds, **overrides))
+    seg = Segmenter(params, embedding_model=EmbeddingModel(prefer_gpu=False))
     seg.set_image(photo)
     res = seg.run()
     out = []
@@ -152,9 +155,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="last line: one JSON object")
     ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="SeedParams overrides, e.g. prior=1e-4 band_px=5 (for tuning)")
     a = ap.parse_args()
+    overrides = {k: type(getattr(SeedParams(), k))(v) for k, v in (x.split("=", 1) for x in a.set)}
     rows = pick(a.corpus, a.limit)
-    tasks = [(a.corpus, r, s) for s in a.seeds for r in rows]
+    tasks = [(a.corpus, r, s, overrides) for s in a.seeds for r in rows]
     with get_context("spawn").Pool(a.jobs) as pool:
         recs = [x for part in pool.imap(photo_run, tasks) for x in part]
     per_seed = {s: summary([r for r in recs if r["seed"] == s]) for s in a.seeds}
