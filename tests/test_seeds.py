@@ -146,3 +146,27 @@ def test_the_studio_splits_a_layer_with_seeds_and_keeps_the_split_through_a_reru
     assert np.allclose(stack.alphas.sum(axis=0), 1.0, atol=1e-3)
     w.set_seed_tool(False)
     assert w.canvas.marker_count == 0
+
+
+def test_a_scribble_is_one_undo_step_with_a_seed_every_few_pixels(qtbot, studio, studio_scene):
+    from PySide6.QtCore import QPointF, Qt
+
+    from gui_helpers import opened
+
+    w = opened(qtbot, studio, studio_scene, params=quick_params(layers=2))
+    stack = w.doc.stack
+    before = stack.snapshot()
+    h, wd = stack.shape
+    w.set_seed_tool(True)
+    vp = w.canvas.viewport()
+    path = [QPointF(0.72 * wd + dx, 0.5 * h) for dx in (-6, -3, 0, 3, 6)]
+    shift = Qt.KeyboardModifier.ShiftModifier
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, shift, w.canvas.mapFromScene(path[0]))
+    for p in path[1:]:
+        qtbot.mouseMove(vp, w.canvas.mapFromScene(p))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, shift, w.canvas.mapFromScene(path[-1]))
+    assert len(stack) == 3 and len(stack.layer(2).seeds) >= 2
+    assert w.doc.undo_stack.count() == 1
+    assert np.allclose(stack.alphas.sum(axis=0), 1.0, atol=1e-3)
+    w.actions_.undo.trigger()
+    assert stack.alphas is before.alphas and len(stack) == 2

@@ -2,20 +2,16 @@
 
 A seed says "this pixel belongs to layer k" (positive) or "not to layer k"
 (negative). All seeds of a document are applied together to the layers as they are,
-at the working size, in two steps:
+at the working size, in two steps (moving the run's whole soft segments to the
+seeded layer first was tried and made the clicks worse: docs/solver.md):
 
-1. **Soft segments.** The run's constrained sparsification left M soft segments,
-   each owned by the layer that holds most of it. A seed whose pixel's segment is
-   owned by the wrong layer moves that whole segment to the right one: an arm in
-   the background layer comes over in one click. A segment that is more than
-   ``segment_guard`` of its layer never moves (one click would empty the layer).
-2. **Superpixels.** A random walk on the superpixel graph (affinity from mean
+1. **Superpixels.** A random walk on the superpixel graph (affinity from mean
    colour and mean semantic feature): every superpixel is pulled weakly towards
-   the layers after step 1, a seeded one strongly towards its seed's layer. One
+   the layers as they are, a seeded one strongly towards its seed's layer. One
    sparse solve of about 2,500 unknowns for all K layers at once; the targets of
    every row sum to one and the graph Laplacian has constant null space, so the
    result sums to one exactly.
-3. **Pixels.** Where step 2 moved a boundary between layers, a band of a few pixels
+2. **Pixels.** Where step 1 moved a boundary between layers, a band of a few pixels
    around the new boundary is solved again with the run's pixel affinity Laplacian
    (the matting affinity and the semantic terms), the pixels outside the band fixed:
    the boundary leaves the superpixels' edges for the photo's.
@@ -73,17 +69,16 @@ class SeedGraph:
     laplacian: sp.csc_matrix      # S×S superpixel graph Laplacian
     sizes: np.ndarray             # S pixels per superpixel
     features: np.ndarray          # S×D mean semantic feature per superpixel
-    segments: Optional[np.ndarray]  # N×M soft segments, or None (then step 1 is skipped)
     params: SeedParams
-    pixels: Optional[sp.csr_matrix] = None   # N×N pixel affinity Laplacian, or None (then step 3 is skipped)
+    pixels: Optional[sp.csr_matrix] = None   # N×N pixel affinity Laplacian, or None (then step 2 is skipped)
 
     @property
     def shape(self) -> tuple[int, int]:
         return int(self.labels.shape[0]), int(self.labels.shape[1])
 
 
-def seed_graph(image: np.ndarray, superpixels: Superpixels, segments: Optional[np.ndarray],
-               params: SeedParams = SeedParams(), pixels: Optional[sp.spmatrix] = None) -> SeedGraph:
+def seed_graph(image: np.ndarray, superpixels: Superpixels, params: SeedParams = SeedParams(),
+               pixels: Optional[sp.spmatrix] = None) -> SeedGraph:
     """The superpixel graph: adjacent superpixels attract by mean colour and mean feature."""
     s = superpixels
     n = int(s.count)
@@ -95,7 +90,7 @@ def seed_graph(image: np.ndarray, superpixels: Superpixels, segments: Optional[n
     lap = (sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W).tocsc()
     sizes = np.bincount(s.labels.ravel(), minlength=n).astype(np.float64)
     return SeedGraph(image=np.ascontiguousarray(image, np.float32), labels=s.labels, laplacian=lap, sizes=sizes,
-                     features=np.asarray(s.mean_feature, np.float64), segments=segments, params=params,
+                     features=np.asarray(s.mean_feature, np.float64), params=params,
                      pixels=None if pixels is None else sp.csr_matrix(pixels))
 
 
@@ -137,7 +132,7 @@ def apply_seeds(graph: SeedGraph, layers: np.ndarray, seeds: Sequence[tuple[int,
     """Working-size step: N×K layers (sum to one) and seeds as (flat pixel index, layer,
     positive) → new N×K layers summing to one (before the change is smoothed)."""
     p = graph.params
-    n, K = layers.shape
+    K = layers.shape[1]
     A = _normalise_rows(np.asarray(layers, np.float64))
     if K < 2 or not seeds:
         return A
@@ -146,52 +141,25 @@ def apply_seeds(graph: SeedGraph, layers: np.ndarray, seeds: Sequence[tuple[int,
     S = sizes.shape[0]
     eye = np.eye(K)
 
-    def per_superpixel(x: np.ndarray) -> np.ndarray:
-        out = np.empty((S, K))
-        for j in range(K):
-            out[:, j] = np.bincount(labels, x[:, j], minlength=S)
-        return out / np.maximum(sizes, 1)[:, None]
-
-    # 1. whole soft segments change layer.
-    B = A
-    seg = graph.segments
-    if seg is not None and seg.shape[0] == n and seg.shape[1] > 0:
-        pos_seg = np.clip(seg, 0.0, None)
-        owner = np.argmax(pos_seg.T @ A, axis=1)
-        new_owner = owner.copy()
-        mass = pos_seg.sum(axis=0)
-        A_sp = per_superpixel(A)
-        for pix, k, positive in seeds:
-            m = int(np.argmax(seg[pix]))
-            share = mass[m] / max(float(mass[new_owner == new_owner[m]].sum()), 1e-12)
-            if share > p.segment_guard:
-                continue
-            if positive and new_owner[m] != k:
-                new_owner[m] = k
-            elif not positive and new_owner[m] == k:
-                new_owner[m] = _taker(A_sp, sizes, graph.features, k, int(labels[pix]))
-        moved = new_owner != owner
-        if moved.any():
-            B = _normalise_rows(A + seg[:, moved] @ (eye[new_owner[moved]] - eye[owner[moved]]))
-
-    # 2. random walk on the superpixel graph, pulled to B, seeded superpixels pinned.
-    B_sp = per_superpixel(B)
+    # 1. random walk on the superpixel graph, pulled to the layers, seeded superpixels pinned.
+    A_sp = np.stack([np.bincount(labels, A[:, j], minlength=S) for j in range(K)], axis=1)
+    A_sp /= np.maximum(sizes, 1)[:, None]
     c = np.full(S, p.prior)
-    rhs = B_sp * c[:, None]
+    rhs = A_sp * c[:, None]
     for pix, k, positive in seeds:
         s = int(labels[pix])
-        target = eye[k] if positive else eye[_taker(B_sp, sizes, graph.features, k, s)]
+        target = eye[k] if positive else eye[_taker(A_sp, sizes, graph.features, k, s)]
         rhs[s] += p.seed_weight * target
         c[s] += p.seed_weight
     X = splu((graph.laplacian + sp.diags(c)).tocsc()).solve(rhs)
-    C = _normalise_rows(B + (X - B_sp)[labels])
+    C = _normalise_rows(A + (X - A_sp)[labels])
     if graph.pixels is None or p.band_px <= 0:
         return C
     return _normalise_rows(_pixel_band(graph, A, C, [pix for pix, _, _ in seeds]))
 
 
 def _pixel_band(graph: SeedGraph, before: np.ndarray, after: np.ndarray, pinned: list[int]) -> np.ndarray:
-    """Step 3: re-solve a band around the boundaries that moved, with the pixel
+    """Step 2: re-solve a band around the boundaries that moved, with the pixel
     Laplacian, a weak pull to ``after`` and every other pixel fixed."""
     p = graph.params
     h, w = graph.shape
