@@ -48,3 +48,26 @@ def test_a_run_reports_the_threads_it_used(threads):
     seg = Segmenter(quick_params(layers=2), threads=threads)
     seg.set_image(image, features)
     assert seg.run().threads == threads
+
+
+def test_this_process_own_threads_do_not_count_as_other_programs():
+    import threading
+
+    stop = threading.Event()
+
+    def spin():
+        import numpy as np
+
+        a = np.random.default_rng(0).random((300, 300))
+        while not stop.is_set():
+            a @ a
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.1)
+        busy = busy_cores(0.3)
+    finally:
+        stop.set()
+        t.join()
+    assert busy is not None and busy < 0.9    # the spinning thread is this process's own

@@ -40,16 +40,19 @@ def _cpu_times() -> Optional[tuple[int, int]]:
 
 
 def busy_cores(sample_s: float = SAMPLE_S) -> Optional[float]:
-    """How many cores the machine keeps busy now (this process idles meanwhile): from
-    /proc/stat over ``sample_s``, else the 1-minute load average; None when neither is
-    available."""
+    """How many cores other programs keep busy now: from /proc/stat over ``sample_s``
+    (less this process's own CPU time meanwhile), else the 1-minute load average;
+    None when neither is available."""
     first = _cpu_times()
     if first is not None:
+        own0, t0 = time.process_time(), time.perf_counter()
         time.sleep(sample_s)
         second = _cpu_times()
+        own = (time.process_time() - own0) / max(time.perf_counter() - t0, 1e-6)
         if second is not None and second[1] > first[1]:
             ncpu = os.cpu_count() or 1
-            return ncpu * (second[0] - first[0]) / (second[1] - first[1])
+            # Minus this process's own threads (the studio's window drawing meanwhile).
+            return max(0.0, ncpu * (second[0] - first[0]) / (second[1] - first[1]) - own)
     try:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
