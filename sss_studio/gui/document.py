@@ -13,7 +13,6 @@ other) and write through ``request``; ``params_changed`` tells them to re-read.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -22,7 +21,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..io.export import PhotoMetadata
 from ..layers.brush import BrushParams, Stroke
-from ..layers.carry import Carried, carry_edits
+from ..layers.carry import Carried, carry_edits, keep_seeded
 from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
 from ..layers.stack import LayerStack, StackState
@@ -227,7 +226,7 @@ class Document(QObject):
         h, w = self.seed_graph.shape
         spacing = SEED_SPACING * max(self.stack.shape[0] / h, self.stack.shape[1] / w)
         self._seeding = dict(index=index, positive=positive, points=[], before=self.stack.snapshot(),
-                             spacing=spacing, shown=0, last=0.0)
+                             spacing=spacing, last=0.0)
         return True
 
     def seeds_to(self, x: float, y: float) -> None:
@@ -258,7 +257,7 @@ class Document(QObject):
         s = self._seeding
         assert s is not None and self.stack is not None
         state, _ = self._seeded()
-        s["shown"], s["last"] = len(s["points"]), time.monotonic()
+        s["last"] = time.monotonic()
         self.stack.restore(state)
         self.changed.emit()
 
@@ -357,16 +356,11 @@ class Document(QObject):
         if self.stack is None:
             return None
         carried = carry_edits(self.stack.alphas, self.stack.layers, alphas, names)
-        fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
         if seed_graph is not None:
             self.seed_graph = seed_graph
-            # A layer made from seeds that the run does not find again comes back from its seeds.
-            lost = [l for l in self.stack.layers if l.seeds and all(l is not c for c in carried.layers)]
-            if lost:
-                zeros = np.zeros((len(lost),) + carried.alphas.shape[1:], np.float32)
-                fresh = LayerStack(fresh.image, np.concatenate([carried.alphas, zeros]), carried.layers + lost)
-                carried = replace(carried, alphas=fresh.alphas, layers=list(fresh.layers),
-                                  gone=[n for n in carried.gone if n not in {l.name for l in lost}])
+            carried = keep_seeded(carried, self.stack.layers)
+        fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
+        if seed_graph is not None:
             fresh.reseed(seed_graph)
         text = f"Apply weights ({len(carried.layers)} layers)"
         self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)

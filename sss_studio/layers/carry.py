@@ -2,7 +2,8 @@
 gives new layers, and each takes over the edits (name, swatch colour, visibility,
 recolour) of the earlier layer it overlaps most; new layers that fall inside an
 earlier merged layer are merged again. Matching is Hungarian on the overlap (IoU) of
-the layers' hard regions."""
+the layers' hard regions. A layer made from seeds that nothing matches comes back
+empty (``keep_seeded``), for its seeds to rebuild it."""
 
 from __future__ import annotations
 
@@ -81,3 +82,15 @@ def carry_edits(old_alphas: np.ndarray, old_layers: Sequence[Layer], new_alphas:
             new.append(name)
     gone = [old_layers[i].name for i in range(k_old) if i not in match.values()]
     return Carried(alphas, layers, len(match), new, gone)
+
+
+def keep_seeded(carried: Carried, old_layers: Sequence[Layer]) -> Carried:
+    """``carried`` plus, as empty layers at the end, the earlier layers with seeds that
+    no new layer took over (applying the seeds again fills them)."""
+    lost = [l for l in old_layers if l.seeds and all(l is not c for c in carried.layers)]
+    if not lost:
+        return carried
+    zeros = np.zeros((len(lost),) + carried.alphas.shape[1:], np.float32)
+    names = {l.name for l in lost}
+    return replace(carried, alphas=np.concatenate([carried.alphas, zeros]), layers=carried.layers + lost,
+                   gone=[n for n in carried.gone if n not in names])

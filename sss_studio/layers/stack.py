@@ -265,8 +265,8 @@ class LayerStack:
         elif not 0 <= index < len(layers):
             raise IndexError("layer index out of range")
         layers[index] = replace(layers[index], seeds=layers[index].seeds + tuple(seeds))
-        self._alphas = _frozen(seeded_layers(graph, self.image, alphas, all_seeds(layers)))
-        self._layers = layers
+        self._alphas, self._layers = alphas, layers
+        self.reseed(graph)
         return index
 
     def reseed(self, graph: SeedGraph) -> bool:

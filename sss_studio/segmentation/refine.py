@@ -123,7 +123,7 @@ def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
     return A, fixed
 
 
-def _cg_columns(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
+def cg_columns(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
                 cancel: CancelFn, extra: np.ndarray | None = None) -> np.ndarray:
     """Jacobi-preconditioned conjugate gradients (scipy) on each column of B: column j
     solves (A + diag(extra[:, j]))·x = B[:, j], from X[:, j]. One column at a time beat a
@@ -148,7 +148,7 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
     A = (A + params.data_weight * sp.eye(len(flat_u), format="csr")).astype(np.float32)
     b = (params.data_weight * guess.reshape(k, -1).T[flat_u] - fixed).astype(np.float32)
     x = current.reshape(k, -1).T[flat_u].astype(np.float32)
-    x = _cg_columns(A, b, x, params.cg_tol, params.cg_iterations, cancel)
+    x = cg_columns(A, b, x, params.cg_tol, params.cg_iterations, cancel)
     if not params.sparsity_iterations:
         return x
     # Sparsity (as the relaxed sparsification's, |α|^γ + |1 − α|^γ by IRLS from the
@@ -164,12 +164,12 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
         u = np.maximum(np.abs(x), params.sparsity_floor) ** (gamma - 2.0)
         v = np.maximum(np.abs(1.0 - x), params.sparsity_floor) ** (gamma - 2.0)
         w = params.sparsity_weight
-        x = _cg_columns(A, b + w * v, x, params.cg_tol, params.cg_iterations, cancel,
+        x = cg_columns(A, b + w * v, x, params.cg_tol, params.cg_iterations, cancel,
                        extra=(w * (u + v)).astype(np.float32))
     return x
 
 
-def _resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
+def resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """K×H×W float32 → K×h×w (area when shrinking, bilinear when enlarging), summing to one."""
     interp = AREA if h * w < x.shape[1] * x.shape[2] else LINEAR
     # Always a new array (resize hands back its input at the same size): the caller's
@@ -208,7 +208,7 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     current, level_scale = None, s
     for hh, ww in list(reversed(levels)) + [(H, W)]:
         img = resize(image, hh, ww)
-        start = _resize_planes(alphas, hh, ww) if current is None else _resize_planes(current, hh, ww)
+        start = resize_planes(alphas, hh, ww) if current is None else resize_planes(current, hh, ww)
         share = (hh * ww) / (H * W)
         current = _refine_level(img, start, level_scale, params, cancel,
                                 lambda st, f, share=share: level_report(st, f, share))

@@ -25,16 +25,16 @@ goes to the other layer whose confident pixels look most like it semantically.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import cg, splu
+from scipy.sparse.linalg import splu
 
-from ..resize import resize
 from .guided_filter import guided_filter, guided_upsample
 from .params import SeedParams
+from .refine import cg_columns, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
@@ -101,31 +101,31 @@ def _normalise_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _taker(layers_sp: np.ndarray, sizes: np.ndarray, features: np.ndarray, k: int, s: int) -> int:
-    """The layer that takes superpixel s's alpha from layer k: among the others, the one
-    whose confident superpixels' mean feature is nearest s's; without confident ones,
-    the largest other layer at s, then overall."""
-    K = layers_sp.shape[1]
-    best, best_d = -1, np.inf
-    for j in range(K):
-        if j == k:
-            continue
-        sure = layers_sp[:, j] > 0.9
-        if sure.sum() == 0:
-            continue
-        mean = (features[sure] * sizes[sure, None]).sum(axis=0) / sizes[sure].sum()
-        d = float(np.linalg.norm(mean - features[s]))
-        if d < best_d:
-            best, best_d = j, d
-    if best >= 0:
-        return best
-    at = layers_sp[s].copy()
-    at[k] = -1.0
-    if at.max() > 0:
-        return int(np.argmax(at))
+def _taker(layers_sp: np.ndarray, sizes: np.ndarray, features: np.ndarray) -> Callable[[int, int], int]:
+    """taker(k, s): the layer that takes superpixel s's alpha from layer k. Among the
+    others, the one whose confident superpixels' mean feature is nearest s's; without
+    confident ones, the largest other layer at s, then overall."""
+    sure = layers_sp > 0.9                                             # S×K
+    weight = sure * sizes[:, None]
+    has = weight.sum(axis=0) > 0
+    means = (weight.T @ features) / np.maximum(weight.sum(axis=0), 1e-12)[:, None]   # K×D
     total = (layers_sp * sizes[:, None]).sum(axis=0)
-    total[k] = -1.0
-    return int(np.argmax(total))
+
+    def taker(k: int, s: int) -> int:
+        d = np.linalg.norm(means - features[s], axis=1)
+        d[~has] = np.inf
+        d[k] = np.inf
+        if np.isfinite(d).any():
+            return int(np.argmin(d))
+        at = layers_sp[s].copy()
+        at[k] = -1.0
+        if at.max() > 0:
+            return int(np.argmax(at))
+        rest = total.copy()
+        rest[k] = -1.0
+        return int(np.argmax(rest))
+
+    return taker
 
 
 def apply_seeds(graph: SeedGraph, layers: np.ndarray, seeds: Sequence[tuple[int, int, bool]]) -> np.ndarray:
@@ -146,9 +146,10 @@ def apply_seeds(graph: SeedGraph, layers: np.ndarray, seeds: Sequence[tuple[int,
     A_sp /= np.maximum(sizes, 1)[:, None]
     c = np.full(S, p.prior)
     rhs = A_sp * c[:, None]
+    taker = _taker(A_sp, sizes, graph.features)
     for pix, k, positive in seeds:
         s = int(labels[pix])
-        target = eye[k] if positive else eye[_taker(A_sp, sizes, graph.features, k, s)]
+        target = eye[k] if positive else eye[taker(k, s)]
         rhs[s] += p.seed_weight * target
         c[s] += p.seed_weight
     X = splu((graph.laplacian + sp.diags(c)).tocsc()).solve(rhs)
@@ -183,12 +184,9 @@ def _pixel_band(graph: SeedGraph, before: np.ndarray, after: np.ndarray, pinned:
     L_uf = rows[:, np.flatnonzero(fixed)]
     lam = p.band_prior * float(np.abs(L.diagonal()).mean() or 1.0)
     M = (L_uu + lam * sp.identity(unknown.size, format="csr")).tocsr()
-    inv_diag = 1.0 / M.diagonal()
-    pre = sp.linalg.LinearOperator(M.shape, matvec=lambda v: inv_diag * v, dtype=np.float64)
+    rhs = lam * after[unknown] - L_uf @ after[fixed]
     out = after.copy()
-    for j in range(after.shape[1]):
-        rhs = lam * after[unknown, j] - L_uf @ after[fixed, j]
-        out[unknown, j], _ = cg(M, rhs, x0=after[unknown, j], rtol=p.band_tol, maxiter=p.band_iterations, M=pre)
+    out[unknown] = cg_columns(M, rhs, after[unknown], p.band_tol, p.band_iterations, None)
     return out
 
 
@@ -201,8 +199,7 @@ def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
     keep = [(k, s) for k, s in seeds if 0 <= k < K and 0 <= s.x < W and 0 <= s.y < H]
     if not keep or K < 2:
         return np.array(alphas, np.float32, copy=True)
-    small = resize(np.ascontiguousarray(np.moveaxis(alphas, 0, -1), np.float32), h, w)
-    before = _normalise_rows(small.reshape(h * w, K).astype(np.float64))
+    before = resize_planes(alphas, h, w).reshape(K, h * w).T.astype(np.float64)
     flat = [(min(int(s.y * h / H), h - 1) * w + min(int(s.x * w / W), w - 1), k, s.positive) for k, s in keep]
     after = apply_seeds(graph, before, flat)
     change = (after - before).reshape(h, w, K).astype(np.float32)
