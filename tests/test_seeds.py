@@ -170,3 +170,44 @@ def test_a_scribble_is_one_undo_step_with_a_seed_every_few_pixels(qtbot, studio,
     assert np.allclose(stack.alphas.sum(axis=0), 1.0, atol=1e-3)
     w.actions_.undo.trigger()
     assert stack.alphas is before.alphas and len(stack) == 2
+
+
+def test_seeded_edges_are_refined_at_the_photo_size_and_nothing_else_moves():
+    """At 4× the working size a split's new layer is first the guided-upsampled change,
+    soft over several pixels around its edge; refined as the run's edges were, it is
+    settled where the photo is solid and follows the true rim at least as well, sums to
+    one, and pixels away from the change stay exactly."""
+    from dataclasses import replace
+
+    from sss_studio.segmentation.params import RefineParams
+    from sss_studio.segmentation.seeds import seeded_layers
+
+    f = 4
+    image, features, truth = soft_regions(H * f, W * f)
+    seg = Segmenter(quick_params(layers=2, working_pixels=H * W, refine=RefineParams()))
+    seg.set_image(image, features)
+    res = seg.run()
+    assert res.working_size == (H, W) and res.seed_graph.refine is not None
+    hard = truth >= 0.5
+    owner = [int(np.argmax([iou(a >= 0.5, t) for a in res.alphas])) for t in hard]
+    both = next(k for k in range(2) if owner.count(k) == 2)
+    r_keep, r_split = [r for r in range(3) if owner[r] == both]
+    alphas = np.concatenate([res.alphas, np.zeros((1, H * f, W * f), np.float32)])
+    seeds = [(2, Seed(CENTRES[r_split][0] * f, CENTRES[r_split][1] * f)),
+             (both, Seed(CENTRES[r_keep][0] * f, CENTRES[r_keep][1] * f))]
+    plain = seeded_layers(res.seed_graph, image, alphas, seeds)
+    edged = seeded_layers(res.seed_graph, image, alphas, seeds, edges=True)
+    assert np.allclose(edged.sum(axis=0), 1.0, atol=1e-3)
+    band = (truth[r_split] > 0.02) & (truth[r_split] < 0.98)
+    sad_plain, sad_edged = (float(np.abs(a[2] - truth[r_split]).sum()) for a in (plain, edged))
+    assert sad_edged <= 0.5 * sad_plain, (sad_plain, sad_edged)
+    band_plain, band_edged = (float(np.abs(a[2] - truth[r_split])[band].mean()) for a in (plain, edged))
+    assert band_edged <= band_plain, (band_plain, band_edged)
+    assert iou(edged[2] >= 0.5, hard[r_split]) >= 0.9
+    # The untouched region's interior (far from both seeded regions) did not move at all.
+    other = [r for r in range(3) if r not in (r_keep, r_split)][0]
+    far = truth[other] > 0.999
+    assert np.array_equal(edged[:, far], plain[:, far])
+    # Without the run's refinement (the reference preset) there is nothing to refine with.
+    off = replace(res.seed_graph, refine=None)
+    assert np.array_equal(seeded_layers(off, image, alphas, seeds, edges=True), plain)

@@ -245,12 +245,14 @@ class Document(QObject):
         if time.monotonic() - s["last"] >= SEED_PREVIEW_S:
             self._show_seeds()
 
-    def _seeded(self) -> tuple[StackState, int]:
+    def _seeded(self, edges: bool = False) -> tuple[StackState, int]:
+        """The layers with the scribble's seeds; ``edges``: with the changed edges refined
+        (the final step, not the live preview)."""
         s = self._seeding
         assert s is not None and self.stack is not None and self.seed_graph is not None
         before: StackState = s["before"]
         scratch = LayerStack(self.stack.image, before.alphas, before.layers)
-        index = scratch.seed(self.seed_graph, s["index"], s["points"])
+        index = scratch.seed(self.seed_graph, s["index"], s["points"], edges)
         return scratch.snapshot(), index
 
     def _show_seeds(self) -> None:
@@ -271,7 +273,7 @@ class Document(QObject):
                 self.stack.restore(s["before"])
                 self.changed.emit()
                 return False
-            state, index = self._seeded()
+            state, index = self._seeded(edges=True)
         finally:
             self._seeding = None
         self.stack.restore(s["before"])
@@ -361,7 +363,7 @@ class Document(QObject):
             carried = keep_seeded(carried, self.stack.layers)
         fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
         if seed_graph is not None:
-            fresh.reseed(seed_graph)
+            fresh.reseed(seed_graph, edges=True)
         text = f"Apply weights ({len(carried.layers)} layers)"
         self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
         return carried

@@ -316,8 +316,8 @@ class Segmenter:
         names = self._names(run, p, full, (h, w), raw, relaxed)
         alphas = run.stage("upsampling", (relaxed.key, p.clip_layers, full.shape[:2]),
                            lambda: _finish(relaxed.value, full, image, p.clip_layers))
-        graph = run.stage("seed graph", (spx.key, lap.key, p.seeds), lambda: seed_graph(
-            image, spx.value, p.seeds, lap.value)).value
+        graph = run.stage("seed graph", (spx.key, lap.key, p.seeds, p.refine), lambda: seed_graph(
+            image, spx.value, p.seeds, lap.value, p.refine)).value
         if p.refine.enabled:
             if preview is not None:
                 preview(SegmentationResult(alphas=alphas.value, image=full, params=p, layer_names=names,

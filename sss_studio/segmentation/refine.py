@@ -179,12 +179,14 @@ def resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams = RefineParams(),
-                  cancel: CancelFn = None, progress: ProgressFn = None) -> np.ndarray:
+                  cancel: CancelFn = None, progress: ProgressFn = None,
+                  region: np.ndarray | None = None) -> np.ndarray:
     """Refined copies of K×H×W upsampled layers, solved at the photo's resolution.
 
     ``image``: H×W×3 in [0, 1]. ``scale``: the upsampling factor (full side / working side),
     which sets how wide the band of uncertain pixels is. Settled pixels end one-hot; every
-    pixel sums to one.
+    pixel sums to one. ``region`` (H×W bool): refine only there (a seeded change); every
+    pixel outside it keeps its layers exactly.
 
     Coarse to fine: above ``params.level_factor``× upsampling the layers are first refined
     at 1/level_factor of the size (and so on down), so that each level solves a band only
@@ -208,22 +210,41 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     current, level_scale = None, s
     for hh, ww in list(reversed(levels)) + [(H, W)]:
         img = resize(image, hh, ww)
-        start = resize_planes(alphas, hh, ww) if current is None else resize_planes(current, hh, ww)
+        start = resize_planes(alphas, hh, ww)
+        inside = None if region is None else _region_at(region, hh, ww)
+        if current is not None:
+            up = resize_planes(current, hh, ww)
+            if inside is None:
+                start = up
+            else:
+                np.copyto(start, up, where=inside[None])
         share = (hh * ww) / (H * W)
         current = _refine_level(img, start, level_scale, params, cancel,
-                                lambda st, f, share=share: level_report(st, f, share))
+                                lambda st, f, share=share: level_report(st, f, share), inside)
         done[0] += share
         level_scale = params.level_factor
+    if region is not None:   # exactly the caller's layers outside the region
+        np.copyto(current, np.asarray(alphas, current.dtype), where=~region[None])
     return current
 
 
+def _region_at(region: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``region`` at h×w: a pixel is in when any of the full-size pixels it covers is."""
+    if region.shape == (h, w):
+        return region
+    return cv2.resize(region.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_AREA) > 0
+
+
 def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams,
-                  cancel: CancelFn, progress: ProgressFn) -> np.ndarray:
-    """One level: settle the confident pixels, solve the band in tiles."""
+                  cancel: CancelFn, progress: ProgressFn, region: np.ndarray | None = None) -> np.ndarray:
+    """One level: settle the confident pixels, solve the band in tiles (within ``region``
+    when given; pixels outside it are context only)."""
     k, H, W = alphas.shape
     band = uncertain_band(alphas, scale, params)
+    if region is not None:
+        band &= region
     guess, alphas = alphas, alphas.copy()
-    settle_inplace(alphas, band, params.confident)
+    settle_inplace(alphas, band if region is None else band | ~region, params.confident)
     if not band.any():
         report(progress, "edges", 1.0)
         return alphas

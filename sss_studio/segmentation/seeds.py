@@ -33,12 +33,14 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from .guided_filter import guided_filter, guided_upsample
-from .params import SeedParams
-from .refine import cg_columns, resize_planes
+from .params import RefineParams, SeedParams
+from .refine import cg_columns, refine_layers, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
-__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds"]
+__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_changed"]
+
+SEEDED_CHANGE = 0.02   # a seed moved a pixel's layers by more than this: its edges are refined again
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class SeedGraph:
     features: np.ndarray          # S×D mean semantic feature per superpixel
     params: SeedParams
     pixels: Optional[sp.csr_matrix] = None   # N×N pixel affinity Laplacian, or None (then step 2 is skipped)
+    refine: Optional[RefineParams] = None    # the run's edge refinement, for seeded edges (None: off)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -78,7 +81,7 @@ class SeedGraph:
 
 
 def seed_graph(image: np.ndarray, superpixels: Superpixels, params: SeedParams = SeedParams(),
-               pixels: Optional[sp.spmatrix] = None) -> SeedGraph:
+               pixels: Optional[sp.spmatrix] = None, refine: Optional[RefineParams] = None) -> SeedGraph:
     """The superpixel graph: adjacent superpixels attract by mean colour and mean feature."""
     s = superpixels
     n = int(s.count)
@@ -91,7 +94,8 @@ def seed_graph(image: np.ndarray, superpixels: Superpixels, params: SeedParams =
     sizes = np.bincount(s.labels.ravel(), minlength=n).astype(np.float64)
     return SeedGraph(image=np.ascontiguousarray(image, np.float32), labels=s.labels, laplacian=lap, sizes=sizes,
                      features=np.asarray(s.mean_feature, np.float64), params=params,
-                     pixels=None if pixels is None else sp.csr_matrix(pixels))
+                     pixels=None if pixels is None else sp.csr_matrix(pixels),
+                     refine=refine if refine is not None and refine.enabled else None)
 
 
 def _normalise_rows(a: np.ndarray) -> np.ndarray:
@@ -191,9 +195,13 @@ def _pixel_band(graph: SeedGraph, before: np.ndarray, after: np.ndarray, pinned:
 
 
 def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
-                  seeds: Sequence[tuple[int, "Seed"]]) -> np.ndarray:
+                  seeds: Sequence[tuple[int, "Seed"]], edges: bool = False) -> np.ndarray:
     """Full-size K×H×W layers with every seed applied: ``seeds`` are (layer index, Seed)
-    in the photo's coordinates. Returns a new float32 array summing to one."""
+    in the photo's coordinates. Returns a new float32 array summing to one.
+
+    ``edges``: where the seeds changed the layers, their edges are then refined at the
+    photo's resolution as the run's were (refine.py, with the run's parameters); the
+    layers elsewhere stay exactly as given. Off for the live preview of a scribble."""
     K, H, W = alphas.shape
     h, w = graph.shape
     keep = [(k, s) for k, s in seeds if 0 <= k < K and 0 <= s.x < W and 0 <= s.y < H]
@@ -209,5 +217,19 @@ def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
     else:
         delta = guided_upsample(photo, change, size=p.smooth_size, eps=p.smooth_eps, guide_small=graph.image,
                                 channels_first=True)
-    out = np.asarray(alphas, np.float32) + delta
-    return normalise_planes_inplace(np.ascontiguousarray(out, np.float32))
+    out = normalise_planes_inplace(np.ascontiguousarray(np.asarray(alphas, np.float32) + delta, np.float32))
+    if edges and graph.refine is not None:
+        out = refine_changed(photo, out, delta, ((H * W) / (h * w)) ** 0.5, graph.refine)
+    return out
+
+
+def refine_changed(photo: np.ndarray, alphas: np.ndarray, change: np.ndarray, scale: float,
+                   params: RefineParams) -> np.ndarray:
+    """``alphas`` with the edges refined where ``change`` (K×H×W) moved a layer by more
+    than ``SEEDED_CHANGE``, grown by the band the refinement itself may need."""
+    moved = (np.abs(change).max(axis=0) > SEEDED_CHANGE).astype(np.uint8)
+    if not moved.any():
+        return alphas
+    radius = int(np.ceil(params.grow * max(scale, 1.0))) + params.grow_px
+    region = cv2.dilate(moved, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(bool)
+    return refine_layers(photo, alphas, scale, params, region=region)
