@@ -183,8 +183,7 @@ def main() -> None:
             "is the mean over photos as mean (lowest–highest) over seeds (seed-to-seed IoU: over seed pairs). "
             "SAD in thousands (lower is better), covering and IoU higher is better; one thread per run, "
             f"{a.jobs} runs side by side.")
-    if not a.json or sys.stdout.isatty():
-        print(head + "\n\n" + table)
+    print(head + "\n\n" + table, file=sys.stderr if a.json else sys.stdout)
     if a.write:
         C.write_section(RESULTS, "bench_quality",
                         "## The app's layers against the truth, per configuration (bench_quality.py)\n\n"

@@ -162,7 +162,8 @@ class RefineParams:
     sparsity_weight: float = 3.0
     sparsity_floor: float = 1e-3
     sparsity_iterations: int = 2
-    sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient
+    sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient …
+    colour_gradient: bool = True     # … of the colour (RMS over R, G, B); False: of the luminance
 
 
 @dataclass(frozen=True)

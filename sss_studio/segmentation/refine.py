@@ -158,7 +158,7 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
     # As there, γ rises to 1 (no pull) with the photo's gradient: a blurred edge has one
     # and keeps its ramp; a flat region has none and gets the full pull.
     g = params.sparsity_gradient
-    gamma = (np.minimum(image_gradient(image).ravel()[flat_u], g) / g * (1.0 - params.sparsity)
+    gamma = (np.minimum(image_gradient(image, params.colour_gradient).ravel()[flat_u], g) / g * (1.0 - params.sparsity)
              + params.sparsity)[:, None]
     for _ in range(params.sparsity_iterations):
         u = np.maximum(np.abs(x), params.sparsity_floor) ** (gamma - 2.0)

@@ -210,10 +210,15 @@ def layers_from_assignment(segments: np.ndarray, assignment: np.ndarray) -> np.n
     return segments @ onehot
 
 
-def image_gradient(image: np.ndarray) -> np.ndarray:
-    """Gradient magnitude of the luminance (Farid–Simoncelli derivative filters)."""
-    grey = image[..., :3] @ np.array([0.299, 0.587, 0.114])
-    return np.hypot(farid_h(grey), farid_v(grey))
+def image_gradient(image: np.ndarray, colour: bool = False) -> np.ndarray:
+    """Gradient magnitude of the luminance (Farid–Simoncelli derivative filters), or with
+    ``colour`` the root mean square over the R, G, B gradients: the same figure for a grey
+    edge, and no blind spot for an edge between two colours of equal luminance."""
+    if not colour:
+        grey = image[..., :3] @ np.array([0.299, 0.587, 0.114])
+        return np.hypot(farid_h(grey), farid_v(grey))
+    sq = sum(farid_h(image[..., c]) ** 2 + farid_v(image[..., c]) ** 2 for c in range(3))
+    return np.sqrt(sq / 3.0)
 
 
 def relaxed_sparsify(
