@@ -196,7 +196,7 @@ class NamingParams:
 FAST_WORKING_PIXELS = 80_000
 REFERENCE_WORKING_PIXELS = 300_000
 FAST_EIGEN = FastEigenParams(
-    count=100, tol=1e-5, iterations=3, warm_iterations=1, coarse_iterations=15,
+    count=80, tol=1e-5, iterations=3, warm_iterations=1, coarse_iterations=15,
     dtype="float32", filter=1e-3, smoothing=3, lock=0.3,
 )
 FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, tol=1e-3, warm_iterations=5)
