@@ -211,3 +211,47 @@ def test_seeded_edges_are_refined_at_the_photo_size_and_nothing_else_moves():
     # Without the run's refinement (the reference preset) there is nothing to refine with.
     off = replace(res.seed_graph, refine=None)
     assert np.array_equal(seeded_layers(off, image, alphas, seeds, edges=True), plain)
+
+
+def test_the_studio_refines_seeded_edges_after_the_click_within_the_same_undo_step(qtbot, studio, studio_scene):
+    """A Shift+click shows the seeded layers at once; their moved edges are refined on a
+    worker thread and replace them in the same undo step; an undo before that lands
+    drops it."""
+    import cv2
+    from PySide6.QtCore import QPointF, Qt
+
+    from gui_helpers import TIMEOUT, opened
+    from sss_studio.segmentation.params import RefineParams
+
+    h0, w0 = 48, 64
+    params = quick_params(layers=2, working_pixels=h0 * w0 // 4, refine=RefineParams())
+    w = opened(qtbot, studio, studio_scene, params=params)
+    stack = w.doc.stack
+    assert w.doc.seed_graph is not None and w.doc.seed_graph.refine is not None
+    before = stack.snapshot()
+    w.set_seed_tool(True)
+    vp = w.canvas.viewport()
+    shift = Qt.KeyboardModifier.ShiftModifier
+    at = w.canvas.mapFromScene(QPointF(0.72 * w0, 0.5 * h0))
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, shift, at)
+    first = stack.alphas
+    assert len(stack) == 3 and w.doc.refining_edges
+    qtbot.waitUntil(lambda: not w.doc.refining_edges, timeout=TIMEOUT)
+    refined = stack.alphas
+    assert refined is not first and w.doc.undo_stack.count() == 1
+    assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-3)
+    # Only where the seeds moved the layers (and the band the refinement needs) changed.
+    moved = np.abs(first - np.concatenate([before.alphas, np.zeros((1, h0, w0), np.float32)])).max(axis=0) > 0.02
+    near = cv2.dilate(moved.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert np.array_equal(refined[:, ~near], first[:, ~near])
+    w.actions_.undo.trigger()
+    assert stack.alphas is before.alphas
+    w.actions_.redo.trigger()
+    assert stack.alphas is refined
+    # An undo before the refinement lands: it is dropped, the undo stands.
+    w.actions_.undo.trigger()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, shift, at)
+    w.actions_.undo.trigger()
+    qtbot.waitUntil(lambda: not w.doc.refining_edges, timeout=TIMEOUT)
+    qtbot.wait(50)
+    assert stack.alphas is before.alphas and len(stack) == 2

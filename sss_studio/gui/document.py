@@ -26,7 +26,8 @@ from ..layers.history import Snapshot, UndoStore
 from ..layers.recolour import Recolour
 from ..layers.stack import LayerStack, StackState
 from ..segmentation.params import SegmenterParams
-from ..segmentation.seeds import Seed, SeedGraph
+from ..segmentation.seeds import Seed, SeedGraph, refine_seeded
+from .worker import Worker
 
 # A scribble keeps a point every this many working-size pixels; a live preview at most this often.
 SEED_SPACING = 3.0
@@ -39,6 +40,7 @@ class Document(QObject):
     selection_changed = Signal()
     params_changed = Signal()         # ``settings`` changed (shown layers' params or a request)
     run_requested = Signal(object)    # SegmenterParams: run with these (a photo is open)
+    edges_refining = Signal(bool)     # the edges seeds moved are being refined off the GUI thread
 
     def __init__(self, params: SegmenterParams, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -60,6 +62,8 @@ class Document(QObject):
         # What seeds need from the run that made the layers (None before a run in this session).
         self.seed_graph: Optional[SeedGraph] = None
         self._seeding: Optional[dict] = None
+        self._edges_job: Optional[Worker] = None
+        self._last_command: Optional[StackEditCommand] = None
 
     # -- state ----------------------------------------------------------------------
     @property
@@ -103,6 +107,7 @@ class Document(QObject):
         self.metadata = metadata
         self.photo_path = path
         self.image = image
+        self.cancel_edges()
         self.stack = None
         self.seed_graph = None
         self._seeding = None
@@ -117,6 +122,7 @@ class Document(QObject):
     def set_layers(self, stack: LayerStack, params: Optional[SegmenterParams] = None,
                    seed_graph: Optional[SeedGraph] = None) -> None:
         """The first layers for this photo (not an edit: nothing to undo to)."""
+        self.cancel_edges()
         self.stack = stack
         self.seed_graph = seed_graph
         if params is not None:
@@ -139,6 +145,7 @@ class Document(QObject):
     # -- applying undo data (called by commands) --------------------------------------
     def apply_state(self, snap: Snapshot, params: Optional[SegmenterParams], selection: Sequence[int]) -> None:
         assert self.stack is not None
+        self.cancel_edges()   # an undo or redo: a refinement under way would be dropped
         count_before = len(self.stack)
         self.stack.restore(self.history.state(snap))
         self.history.enforce(self.stack.alphas)
@@ -163,6 +170,7 @@ class Document(QObject):
         selection to have afterwards."""
         if self.stack is None:
             return False
+        self.cancel_edges()   # a refinement of earlier layers would land on these
         before = self.stack.snapshot()
         sel_before = list(self.selection)
         params_before = self.params
@@ -176,6 +184,7 @@ class Document(QObject):
             params_before if params is not None else None, params, merge_key,
         )
         self.undo_stack.push(cmd)
+        self._last_command = cmd
         return True
 
     def merge_selected(self) -> bool:
@@ -273,7 +282,7 @@ class Document(QObject):
                 self.stack.restore(s["before"])
                 self.changed.emit()
                 return False
-            state, index = self._seeded(edges=True)
+            state, index = self._seeded()
         finally:
             self._seeding = None
         self.stack.restore(s["before"])
@@ -283,7 +292,64 @@ class Document(QObject):
         else:
             kind = "Seeds on" if s["positive"] else "Seeds off"
             text = f"{kind} {self.stack.layer(s['index']).name}"
-        return self.edit(text, lambda st: (st.restore(state), [index])[1])
+        done = self.edit(text, lambda st: (st.restore(state), [index])[1])
+        if done:
+            self._refine_edges_later(s["before"].alphas)
+        return done
+
+    # -- the edges seeds moved, refined off the GUI thread ------------------------------
+    def _refine_edges_later(self, before: np.ndarray) -> None:
+        """The last edit's layers (seeds applied, edges as the guided upsampling left
+        them) get the edges that moved since ``before`` refined at the photo's size, on a
+        worker thread; the result replaces that edit's layers, with no undo step of its
+        own, if the edit is still what is shown, and is dropped otherwise."""
+        graph, stack, cmd = self.seed_graph, self.stack, self._last_command
+        if graph is None or graph.refine is None or stack is None or cmd is None:
+            return
+        after, photo = stack.alphas, stack.image
+        job = Worker(lambda w: refine_seeded(graph, photo, before, after, w.is_cancelled),
+                     (ValueError,), "out of memory refining the seeded edges", parent=self)
+        self._edges_job = job
+
+        def landed(refined: np.ndarray) -> None:
+            self._edges_ended(job)
+            shown = self.stack
+            if shown is None or shown.alphas is not after or cmd.after.slot.array is not after:
+                return
+            refined = np.ascontiguousarray(refined, np.float32)
+            refined.setflags(write=False)
+            state = StackState(refined, shown.layers)
+            cmd.after = self.history.keep(state)
+            shown.restore(state)
+            self.history.enforce(shown.alphas)
+            self.changed.emit()
+
+        job.returned.connect(landed)
+        job.errored.connect(lambda _msg: self._edges_ended(job))   # the unrefined layers stay
+        job.aborted.connect(lambda: self._edges_ended(job))
+        self.edges_refining.emit(True)
+        job.start()
+
+    def _edges_ended(self, job: Worker) -> None:
+        if self._edges_job is job:
+            self._edges_job = None
+            self.edges_refining.emit(False)
+
+    @property
+    def refining_edges(self) -> bool:
+        return self._edges_job is not None
+
+    def cancel_edges(self, wait: bool = False) -> None:
+        """Stop a refinement of seeded edges (its result would be dropped anyway);
+        ``wait``: until its thread has ended (closing the window)."""
+        job = self._edges_job
+        if job is None:
+            return
+        job.cancel()
+        self._edges_job = None
+        self.edges_refining.emit(False)
+        if wait:
+            job.wait()
 
     @property
     def seeding(self) -> bool:
@@ -362,10 +428,10 @@ class Document(QObject):
             self.seed_graph = seed_graph
             carried = keep_seeded(carried, self.stack.layers)
         fresh = LayerStack(self.stack.image, carried.alphas, carried.layers)
-        if seed_graph is not None:
-            fresh.reseed(seed_graph, edges=True)
+        reseeded = seed_graph is not None and fresh.reseed(seed_graph)
         text = f"Apply weights ({len(carried.layers)} layers)"
-        self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params)
+        if self.edit(text, lambda s: (s.restore(fresh.snapshot()), [])[1], params=params) and reseeded:
+            self._refine_edges_later(carried.alphas)
         return carried
 
 

@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.canvas.hovered.connect(self._hover)
         self.doc.changed.connect(self._clear_hover)   # never the name of a layer that is gone
         self.doc.changed.connect(self._show_seeds)
+        self.doc.edges_refining.connect(self._on_edges_refining)
         self.canvas.hover_left.connect(self._clear_hover)
         self.canvas.clicked.connect(self._click)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
@@ -673,6 +674,12 @@ class MainWindow(QMainWindow):
             app_settings.add_recent(path)
             fill_recent(self, self.actions_.recent_menu)   # enabled now, even if it was empty at launch
 
+    def _on_edges_refining(self, busy: bool) -> None:
+        if busy:
+            self.status.showMessage("Refining the edges the seeds moved…")
+        elif self.status.currentMessage().startswith("Refining the edges"):
+            self.status.clearMessage()
+
     def _set_title(self, name: str) -> None:
         self.setWindowTitle(f"{name}[*] — {APP_TITLE}")
 
@@ -693,6 +700,7 @@ class MainWindow(QMainWindow):
             return
         try:
             self.worker.shutdown()
+            self.doc.cancel_edges(wait=True)
             for t in list(self._tasks):
                 t.wait()
             self._tasks.clear()

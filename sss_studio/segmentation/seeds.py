@@ -32,13 +32,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+from .cancel import CancelFn
 from .guided_filter import guided_filter, guided_upsample
 from .params import RefineParams, SeedParams
 from .refine import cg_columns, refine_layers, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
-__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_changed"]
+__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_changed", "refine_seeded"]
 
 SEEDED_CHANGE = 0.02   # a seed moved a pixel's layers by more than this: its edges are refined again
 
@@ -224,12 +225,31 @@ def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
 
 
 def refine_changed(photo: np.ndarray, alphas: np.ndarray, change: np.ndarray, scale: float,
-                   params: RefineParams) -> np.ndarray:
+                   params: RefineParams, cancel: CancelFn = None) -> np.ndarray:
     """``alphas`` with the edges refined where ``change`` (K×H×W) moved a layer by more
-    than ``SEEDED_CHANGE``, grown by the band the refinement itself may need."""
+    than ``SEEDED_CHANGE``, grown by the band the refinement itself may need; every
+    other pixel keeps its layers exactly."""
     moved = (np.abs(change).max(axis=0) > SEEDED_CHANGE).astype(np.uint8)
     if not moved.any():
         return alphas
     radius = int(np.ceil(params.grow * max(scale, 1.0))) + params.grow_px
     region = cv2.dilate(moved, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(bool)
-    return refine_layers(photo, alphas, scale, params, region=region)
+    return refine_layers(photo, alphas, scale, params, cancel, region=region)
+
+
+def refine_seeded(graph: SeedGraph, photo: np.ndarray, before: np.ndarray, after: np.ndarray,
+                  cancel: CancelFn = None) -> np.ndarray:
+    """The studio's second step after a scribble (the first, ``seeded_layers`` without
+    edges, is what the preview shows): ``after`` with the edges that moved since
+    ``before`` (the layers before the seeds; a layer the seeds added counts from zero)
+    refined at the photo's size. ``after`` itself when the run had no edge refinement."""
+    if graph.refine is None:
+        return after
+    K, H, W = after.shape
+    before = np.asarray(before, np.float32)
+    if before.shape[0] < K:
+        before = np.concatenate([before, np.zeros((K - before.shape[0], H, W), np.float32)])
+    h, w = graph.shape
+    change = np.asarray(after, np.float32) - before[:K]
+    return refine_changed(photo, np.array(after, np.float32), change, ((H * W) / (h * w)) ** 0.5,
+                          graph.refine, cancel)
