@@ -217,7 +217,6 @@ def test_the_studio_refines_seeded_edges_after_the_click_within_the_same_undo_st
     """A Shift+click shows the seeded layers at once; their moved edges are refined on a
     worker thread and replace them in the same undo step; an undo before that lands
     drops it."""
-    import cv2
     from PySide6.QtCore import QPointF, Qt
 
     from gui_helpers import TIMEOUT, opened
@@ -241,9 +240,11 @@ def test_the_studio_refines_seeded_edges_after_the_click_within_the_same_undo_st
     assert refined is not first and w.doc.undo_stack.count() == 1
     assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-3)
     # Only where the seeds moved the layers (and the band the refinement needs) changed.
-    moved = np.abs(first - np.concatenate([before.alphas, np.zeros((1, h0, w0), np.float32)])).max(axis=0) > 0.02
-    near = cv2.dilate(moved.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    assert np.array_equal(refined[:, ~near], first[:, ~near])
+    from sss_studio.segmentation.refine import changed_region
+
+    change = first - np.concatenate([before.alphas, np.zeros((1, h0, w0), np.float32)])
+    near = changed_region(change, 2.0, params.refine)
+    assert 0 < near.mean() < 1 and np.array_equal(refined[:, ~near], first[:, ~near])
     w.actions_.undo.trigger()
     assert stack.alphas is before.alphas
     w.actions_.redo.trigger()

@@ -27,7 +27,7 @@ from .features import check_feature_size, prepare_given_features, preprocess_fea
 from .guided_filter import guided_upsample
 from .layer_names import default_names, name_layers
 from .params import DEFAULT_MODE, SegmenterParams
-from .refine import refine_layers
+from .refine import refine_again, refine_layers
 from .seeds import SeedGraph, seed_graph
 from .sparsify import (
     assign_segments,
@@ -314,6 +314,7 @@ class Segmenter:
         relaxed = run.stage("refining layers", (assignment.key, p.relaxed), lambda: relaxed_sparsify(
             grouped, lap.value, image, p.relaxed, cancel, run.reporter("refining layers")))
         names = self._names(run, p, full, (h, w), raw, relaxed)
+        before_up, before_edges = run.previous("upsampling"), run.previous("edges")
         alphas = run.stage("upsampling", (relaxed.key, p.clip_layers, full.shape[:2]),
                            lambda: _finish(relaxed.value, full, image, p.clip_layers))
         graph = run.stage("seed graph", (spx.key, lap.key, p.seeds, p.refine), lambda: seed_graph(
@@ -323,8 +324,7 @@ class Segmenter:
                 preview(SegmentationResult(alphas=alphas.value, image=full, params=p, layer_names=names,
                                            timings=dict(run.timings), working_size=(h, w), seed_graph=graph))
             scale = ((full.shape[0] * full.shape[1]) / (h * w)) ** 0.5
-            alphas = run.stage("edges", (alphas.key, p.refine), lambda: refine_layers(
-                full, alphas.value, scale, p.refine, cancel, run.reporter("edges")))
+            alphas = self._edges(run, p, full, alphas, scale, before_up, before_edges)
         if progress is not None:
             progress("done", 1.0)
         provider = getattr(self.embedding_model, "provider", None) if self._given_features is None else None
@@ -332,6 +332,20 @@ class Segmenter:
                                   timings=run.timings, working_size=(h, w), provider=provider, seed_graph=graph)
 
     # -- stages with more than one line of glue ---------------------------------------
+    def _edges(self, run: _Run, p: SegmenterParams, full: np.ndarray, up: _Entry, scale: float,
+               before_up: Optional[_Entry], before_edges: Optional[_Entry]) -> _Entry:
+        """The edges stage. After a re-run whose layers moved only in places (a slider
+        move), only there: the previous run's refined layers stay elsewhere."""
+        warm = (before_edges is not None and before_up is not None and before_edges.inputs == (before_up.key, p.refine)
+                and before_up.value.shape == up.value.shape and before_up is not up)
+        if not warm:
+            return run.stage("edges", (up.key, p.refine), lambda: refine_layers(
+                full, up.value, scale, p.refine, run.cancel, run.reporter("edges")))
+        assert before_up is not None and before_edges is not None
+        return run.stage("edges", (up.key, p.refine), lambda: refine_again(
+            full, up.value, scale, p.refine, before_up.value, before_edges.value, run.cancel,
+            run.reporter("edges")), warm=before_edges)
+
     def _embedding(self, run: _Run, image: np.ndarray) -> _Entry:
         h, w = image.shape[:2]
         given = self._given_features

@@ -228,6 +228,35 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     return current
 
 
+CHANGED = 0.02   # a pixel whose layers moved by more than this is refined again
+
+
+def changed_region(change: np.ndarray, scale: float, params: RefineParams) -> np.ndarray:
+    """H×W bool: the pixels where ``change`` (K×H×W) exceeds ``CHANGED``, grown by the
+    reach of the band test (twice the band's radius: ``uncertain_band``'s near-edge rule)."""
+    moved = (np.abs(change).max(axis=0) > CHANGED).astype(np.uint8)
+    if not moved.any():
+        return moved.astype(bool)
+    radius = 2 * (int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px)
+    return cv2.dilate(moved, _disc(radius)).astype(bool)
+
+
+def refine_again(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams,
+                 before: np.ndarray, refined_before: np.ndarray, cancel: CancelFn = None,
+                 progress: ProgressFn = None) -> np.ndarray:
+    """``refine_layers`` for a re-run whose layers ``alphas`` differ from the previous
+    run's ``before`` (same shape) only in places: where they moved, the new layers are
+    refined with the previous refined layers as context; everywhere else the previous
+    refined layers are kept as they are (they were refined from the same values)."""
+    region = changed_region(np.asarray(alphas, np.float32) - before, scale, params)
+    merged = np.array(refined_before, np.float32, copy=True)
+    np.copyto(merged, np.asarray(alphas, np.float32), where=region[None])
+    if not region.any():
+        report(progress, "edges", 1.0)
+        return merged
+    return refine_layers(image, merged, scale, params, cancel, progress, region=region)
+
+
 def _region_at(region: np.ndarray, h: int, w: int) -> np.ndarray:
     """``region`` at h×w: a pixel is in when any of the full-size pixels it covers is."""
     if region.shape == (h, w):

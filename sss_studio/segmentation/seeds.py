@@ -35,13 +35,11 @@ from scipy.sparse.linalg import splu
 from .cancel import CancelFn
 from .guided_filter import guided_filter, guided_upsample
 from .params import RefineParams, SeedParams
-from .refine import cg_columns, refine_layers, resize_planes
+from .refine import cg_columns, changed_region, refine_layers, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
 __all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_changed", "refine_seeded"]
-
-SEEDED_CHANGE = 0.02   # a seed moved a pixel's layers by more than this: its edges are refined again
 
 
 @dataclass(frozen=True)
@@ -226,14 +224,11 @@ def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
 
 def refine_changed(photo: np.ndarray, alphas: np.ndarray, change: np.ndarray, scale: float,
                    params: RefineParams, cancel: CancelFn = None) -> np.ndarray:
-    """``alphas`` with the edges refined where ``change`` (K×H×W) moved a layer by more
-    than ``SEEDED_CHANGE``, grown by the band the refinement itself may need; every
-    other pixel keeps its layers exactly."""
-    moved = (np.abs(change).max(axis=0) > SEEDED_CHANGE).astype(np.uint8)
-    if not moved.any():
+    """``alphas`` with the edges refined where ``change`` (K×H×W) moved a layer
+    (refine.changed_region); every other pixel keeps its layers exactly."""
+    region = changed_region(change, scale, params)
+    if not region.any():
         return alphas
-    radius = int(np.ceil(params.grow * max(scale, 1.0))) + params.grow_px
-    region = cv2.dilate(moved, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(bool)
     return refine_layers(photo, alphas, scale, params, cancel, region=region)
 
 
