@@ -256,3 +256,21 @@ def test_the_studio_refines_seeded_edges_after_the_click_within_the_same_undo_st
     qtbot.waitUntil(lambda: not w.doc.refining_edges, timeout=TIMEOUT)
     qtbot.wait(50)
     assert stack.alphas is before.alphas and len(stack) == 2
+
+
+def test_refined_edges_that_land_after_a_save_mark_the_document_modified(qtbot, studio, studio_scene):
+    from PySide6.QtCore import QPointF, Qt
+
+    from gui_helpers import TIMEOUT, opened
+    from sss_studio.segmentation.params import RefineParams
+
+    w = opened(qtbot, studio, studio_scene, params=quick_params(layers=2, working_pixels=48 * 64 // 4,
+                                                                refine=RefineParams()))
+    w.set_seed_tool(True)
+    at = w.canvas.mapFromScene(QPointF(0.72 * 64, 0.5 * 48))
+    qtbot.mouseClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, at)
+    assert w.doc.refining_edges
+    w.doc.undo_stack.setClean()          # what a save does, before the refinement lands
+    assert not w.doc.is_modified
+    qtbot.waitUntil(lambda: not w.doc.refining_edges, timeout=TIMEOUT)
+    assert w.doc.is_modified

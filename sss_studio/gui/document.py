@@ -322,6 +322,8 @@ class Document(QObject):
             cmd.after = self.history.keep(state)
             shown.restore(state)
             self.history.enforce(shown.alphas)
+            if self.undo_stack.isClean():   # saved before it landed: the file lacks these edges
+                self.undo_stack.resetClean()
             self.changed.emit()
 
         job.returned.connect(landed)
