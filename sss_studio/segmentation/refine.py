@@ -195,6 +195,16 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     """
     k, H, W = alphas.shape
     image = np.asarray(image, np.float32)
+    if region is not None:
+        box = _region_box(region, scale, params)
+        if box is None:
+            return np.array(alphas, np.float32, copy=True)
+        y0, y1, x0, x1 = box
+        if (y1 - y0) * (x1 - x0) < 0.9 * H * W:   # a compact region: refine its box only
+            out = np.array(alphas, np.float32, copy=True)
+            out[:, y0:y1, x0:x1] = refine_layers(image[y0:y1, x0:x1], alphas[:, y0:y1, x0:x1], scale, params,
+                                                 cancel, progress, region[y0:y1, x0:x1])
+            return out
     levels = []
     h, w, s = H, W, float(scale)
     while s > params.level_factor and min(h, w) >= 64:
@@ -255,6 +265,18 @@ def refine_again(image: np.ndarray, alphas: np.ndarray, scale: float, params: Re
         report(progress, "edges", 1.0)
         return merged
     return refine_layers(image, merged, scale, params, cancel, progress, region=region)
+
+
+def _region_box(region: np.ndarray, scale: float, params: RefineParams) -> tuple[int, int, int, int] | None:
+    """The bounding box of ``region`` grown by the context its refinement reads (the band
+    test's reach, a tile's margin, the matting windows), or None when it is empty."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if not len(rows):
+        return None
+    pad = 2 * (int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px) + params.margin + 4
+    pad = int(math.ceil(pad * max(1.0, scale / params.level_factor)))   # a first pass at a smaller size
+    H, W = region.shape
+    return (max(0, rows[0] - pad), min(H, rows[-1] + 1 + pad), max(0, cols[0] - pad), min(W, cols[-1] + 1 + pad))
 
 
 def _region_at(region: np.ndarray, h: int, w: int) -> np.ndarray:
