@@ -254,14 +254,14 @@ class Document(QObject):
         if time.monotonic() - s["last"] >= SEED_PREVIEW_S:
             self._show_seeds()
 
-    def _seeded(self, edges: bool = False) -> tuple[StackState, int]:
-        """The layers with the scribble's seeds; ``edges``: with the changed edges refined
-        (the final step, not the live preview)."""
+    def _seeded(self) -> tuple[StackState, int]:
+        """The layers with the scribble's seeds (their moved edges are refined later,
+        off the GUI thread: _refine_edges_later)."""
         s = self._seeding
         assert s is not None and self.stack is not None and self.seed_graph is not None
         before: StackState = s["before"]
         scratch = LayerStack(self.stack.image, before.alphas, before.layers)
-        index = scratch.seed(self.seed_graph, s["index"], s["points"], edges)
+        index = scratch.seed(self.seed_graph, s["index"], s["points"])
         return scratch.snapshot(), index
 
     def _show_seeds(self) -> None:
@@ -314,7 +314,7 @@ class Document(QObject):
         def landed(refined: np.ndarray) -> None:
             self._edges_ended(job)
             shown = self.stack
-            if shown is None or shown.alphas is not after or cmd.after.slot.array is not after:
+            if refined is after or shown is None or shown.alphas is not after or cmd.after.slot.array is not after:
                 return
             refined = np.ascontiguousarray(refined, np.float32)
             refined.setflags(write=False)

@@ -252,10 +252,9 @@ class LayerStack:
         self._alphas = rest
         self._layers = [self._layers[k] for k in keep]
 
-    def seed(self, graph: SeedGraph, index: Optional[int], seeds: Sequence[Seed], edges: bool = False) -> int:
+    def seed(self, graph: SeedGraph, index: Optional[int], seeds: Sequence[Seed]) -> int:
         """Add ``seeds`` to layer ``index`` (None: to a new, empty layer) and re-solve the
-        layers with every seed of the stack (segmentation.seeds; ``edges``: with the
-        changed edges refined at full size); returns the layer's index."""
+        layers with every seed of the stack (segmentation.seeds); returns the layer's index."""
         alphas, layers = self._alphas, list(self._layers)
         if index is None:
             alphas = np.concatenate([alphas, np.zeros((1,) + alphas.shape[1:], np.float32)])
@@ -267,15 +266,15 @@ class LayerStack:
             raise IndexError("layer index out of range")
         layers[index] = replace(layers[index], seeds=layers[index].seeds + tuple(seeds))
         self._alphas, self._layers = alphas, layers
-        self.reseed(graph, edges)
+        self.reseed(graph)
         return index
 
-    def reseed(self, graph: SeedGraph, edges: bool = False) -> bool:
+    def reseed(self, graph: SeedGraph) -> bool:
         """Apply the layers' seeds again (after a re-run gave new layers); False when none."""
         seeds = all_seeds(self._layers)
         if not seeds:
             return False
-        self._alphas = _frozen(seeded_layers(graph, self.image, self._alphas, seeds, edges))
+        self._alphas = _frozen(seeded_layers(graph, self.image, self._alphas, seeds))
         return True
 
     # -- queries ----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .refine import cg_columns, changed_region, refine_layers, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
-__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_changed", "refine_seeded"]
+__all__ = ["Seed", "SeedGraph", "seed_graph", "seeded_layers", "apply_seeds", "refine_seeded"]
 
 
 @dataclass(frozen=True)
@@ -217,19 +217,7 @@ def seeded_layers(graph: SeedGraph, photo: np.ndarray, alphas: np.ndarray,
         delta = guided_upsample(photo, change, size=p.smooth_size, eps=p.smooth_eps, guide_small=graph.image,
                                 channels_first=True)
     out = normalise_planes_inplace(np.ascontiguousarray(np.asarray(alphas, np.float32) + delta, np.float32))
-    if edges and graph.refine is not None:
-        out = refine_changed(photo, out, delta, ((H * W) / (h * w)) ** 0.5, graph.refine)
-    return out
-
-
-def refine_changed(photo: np.ndarray, alphas: np.ndarray, change: np.ndarray, scale: float,
-                   params: RefineParams, cancel: CancelFn = None) -> np.ndarray:
-    """``alphas`` with the edges refined where ``change`` (K×H×W) moved a layer
-    (refine.changed_region); every other pixel keeps its layers exactly."""
-    region = changed_region(change, scale, params)
-    if not region.any():
-        return alphas
-    return refine_layers(photo, alphas, scale, params, cancel, region=region)
+    return refine_seeded(graph, photo, alphas, out) if edges else out
 
 
 def refine_seeded(graph: SeedGraph, photo: np.ndarray, before: np.ndarray, after: np.ndarray,
@@ -237,7 +225,8 @@ def refine_seeded(graph: SeedGraph, photo: np.ndarray, before: np.ndarray, after
     """The studio's second step after a scribble (the first, ``seeded_layers`` without
     edges, is what the preview shows): ``after`` with the edges that moved since
     ``before`` (the layers before the seeds; a layer the seeds added counts from zero)
-    refined at the photo's size. ``after`` itself when the run had no edge refinement."""
+    refined at the photo's size (refine.changed_region; every other pixel keeps its
+    layers exactly). ``after`` itself when nothing moved or the run had no refinement."""
     if graph.refine is None:
         return after
     K, H, W = after.shape
@@ -245,6 +234,8 @@ def refine_seeded(graph: SeedGraph, photo: np.ndarray, before: np.ndarray, after
     if before.shape[0] < K:
         before = np.concatenate([before, np.zeros((K - before.shape[0], H, W), np.float32)])
     h, w = graph.shape
-    change = np.asarray(after, np.float32) - before[:K]
-    return refine_changed(photo, np.array(after, np.float32), change, ((H * W) / (h * w)) ** 0.5,
-                          graph.refine, cancel)
+    scale = ((H * W) / (h * w)) ** 0.5
+    region = changed_region(np.asarray(after, np.float32) - before[:K], scale, graph.refine)
+    if not region.any():
+        return after
+    return refine_layers(photo, np.asarray(after, np.float32), scale, graph.refine, cancel, region=region)
