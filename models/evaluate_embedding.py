@@ -15,6 +15,11 @@
 3. CPU latency of one 640×480 photo through ``EmbeddingModel.embed`` with 2
    onnxruntime threads (median of 7 after a warm-up), and the ONNX file size.
 Writes models/eval_results.json.
+
+``--downstream`` instead measures what the app gets from an embedding: the layers it
+gives on the held-out photos against the true mattes and segmentations, and against the
+layers the teachers' features give, beside raw RGB (models/downstream.py); it writes
+models/downstream_results.json and prints the model card's table.
 """
 
 from __future__ import annotations
@@ -174,13 +179,22 @@ def latency(path: pathlib.Path, threads: int = 2) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=pathlib.Path, default=REPO / "models" / "sss_embed.onnx")
+    ap.add_argument("--model", type=pathlib.Path, nargs="+", default=[REPO / "models" / "sss_embed.onnx"],
+                    help="the model (--downstream: one or more, compared side by side)")
     ap.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "eval_results.json")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-agreement", action="store_true")
     ap.add_argument("--skip-metric", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N photos of each set (quick look)")
+    ap.add_argument("--downstream", action="store_true", help="layers through the pipeline (models/downstream.py)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--downstream: run seeds")
+    ap.add_argument("--bsds", type=int, default=16, help="--downstream: BSDS500 validation photos")
+    ap.add_argument("--jobs", type=int, default=2, help="--downstream: runs side by side")
+    ap.add_argument("--no-baselines", action="store_true", help="--downstream: skip raw RGB")
     args = ap.parse_args()
+    if args.downstream:
+        return run_downstream(args)
+    args.model = args.model[0]
     index = json.loads((teacher_cache.CACHE / "index.json").read_text())
     held = [e for e in index["entries"] if e["split"] == "val"]
     rows = {r["path"]: r for r in teacher_cache.read_manifest()}
@@ -201,6 +215,18 @@ def main() -> None:
         res.update(latency(args.model))
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
+
+
+def run_downstream(args) -> None:
+    import downstream
+
+    names = {f"student:{m}": (m.stem if m.parent == REPO / "models" else str(m)) for m in args.model}
+    features = list(names) + ["teachers"] + ([] if args.no_baselines else ["rgb"])
+    results, rows = downstream.evaluate(features, PHOTOS, args.seeds, args.bsds, args.jobs)
+    results = {names.get(f, f): v for f, v in results.items()}
+    out = args.out if args.out.name != "eval_results.json" else REPO / "models" / "downstream_results.json"
+    out.write_text(json.dumps(dict(seeds=args.seeds, photos=[r["path"] for r in rows], results=results), indent=1) + "\n")
+    print(downstream.table(results, rows, args.seeds))
 
 
 if __name__ == "__main__":
