@@ -3,8 +3,9 @@
 The export folds each BatchNorm into the convolution before it, so the ONNX file holds
 one weight and one bias per convolution. Loading maps the graph's Conv nodes, in graph
 order, onto the network's convolutions in the order its forward pass runs them; a
-convolution followed by BatchNorm gets the folded weight, and its BatchNorm becomes
-the identity plus the folded bias (running mean 0, variance 1 − ε, scale 1). Training
+convolution followed by BatchNorm gets the folded weight (rescaled per output channel to
+a He-initialisation size, the scale moved into the BatchNorm), and its BatchNorm keeps
+running mean 0 and variance 1 − ε. Training
 from there must keep BatchNorm in eval mode (``freeze_batchnorm``): its statistics are
 folded away. ``load_student`` checks the loaded network against onnxruntime.
 """
@@ -64,12 +65,20 @@ def load_student(path: pathlib.Path, check: bool = True) -> tuple[S.StudentNet, 
             w, b = inits[node.input[1]], inits[node.input[2]]
             if tuple(w.shape) != tuple(conv.weight.shape):
                 raise ValueError(f"{path.name}: {node.name} is {w.shape}, the network expects {tuple(conv.weight.shape)}")
-            conv.weight.copy_(torch.from_numpy(np.array(w)))
             bn = bns.get(id(conv))
             if bn is None:
+                conv.weight.copy_(torch.from_numpy(np.array(w)))
                 conv.bias.copy_(torch.from_numpy(np.array(b)))
             else:
-                bn.weight.fill_(1.0)
+                # Give the convolution back a He-initialisation scale per output channel and
+                # BatchNorm's scale the rest: the folded weights differ in size by orders of
+                # magnitude, and Adam's steps (about lr per weight) would wreck the small ones.
+                w = torch.from_numpy(np.array(w))
+                fan_in = w[0].numel()
+                rms = w.flatten(1).square().mean(1).sqrt().clamp_min(1e-12)
+                scale = rms / (2.0 / fan_in) ** 0.5
+                conv.weight.copy_(w / scale[:, None, None, None])
+                bn.weight.copy_(scale)
                 bn.bias.copy_(torch.from_numpy(np.array(b)))
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)

@@ -66,6 +66,10 @@ class TrainParams:
     w_rel: float = 2.0
     w_cls: float = 0.25
     w_metric: float = 0.2
+    # What the app's pipeline reads (see ``pipeline_losses``); 0 in the recipes that
+    # made the earlier models.
+    w_affinity: float = 0.0
+    w_layout: float = 0.0
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -80,6 +84,12 @@ RECIPES = {
                 # again, on a cosine schedule of 18,000 steps stopped at 13,200, where the
                 # device time of that session ran out (ARI 0.539 → 0.547, NN 0.9797 → 0.9804; 610 s).
                 then=[(18000, 13200)]),
+    # Continue the bundled model on what the pipeline reads: its PCA-3 features and the
+    # semantic affinity between neighbours (issue 19). Fits 2-hour CPU pieces: resumable,
+    # BatchNorm frozen (the ONNX file holds it folded).
+    "finetune": dict(steps=1500, batch=8, lr=1e-4, width=2.0, decoder_channels=128, warmup=50,
+                     init="models/sss_embed.onnx", w_feat=0.0, w_affinity=4.0, w_layout=2.0,
+                     scale_range=(0.7, 1.0)),
 }
 
 
@@ -225,8 +235,64 @@ def losses(net, projector, imgs, maps, segs, p: TrainParams, rng) -> dict:
     has = npos > 0
     mean_pos = (log_prob * pos).sum(2) / npos.clamp_min(1)
     out["metric"] = -(mean_pos[has]).mean() if has.any() else ss.new_zeros(())
-    out["total"] = (p.w_feat * out["feat"] + p.w_rel * out["rel"] + p.w_cls * out["cls"]
-                    + p.w_metric * out["metric"])
+    total = p.w_feat * out["feat"] + p.w_rel * out["rel"] + p.w_cls * out["cls"] + p.w_metric * out["metric"]
+    if p.w_affinity or p.w_layout:
+        out.update(pipeline_losses(e, t, rng, p))
+        total = total + p.w_affinity * out["affinity"] + p.w_layout * out["layout"]
+    out["total"] = total
+    return out
+
+
+# The app reduces an embedding to 3-D (PCA over the photo, then min-max per channel) and
+# builds its semantic affinity between neighbouring superpixels as erf(20·(0.15 − d)) of
+# their distance there (ALGORITHM.md §1, §3b; k-means in that 3-D space starts the layers).
+AFF_SCALE, AFF_CUT = 20.0, 0.15
+
+
+def pca3_minmax(x: torch.Tensor) -> torch.Tensor:
+    """B×D×M points → B×M×3: centred, on their top three principal axes, each axis
+    min-max normalised, as the app's feature preprocessing does. The axes are taken as
+    constants (no gradient through the eigen-decomposition, which is unstable where
+    eigenvalues meet); gradients flow through the projection and the min-max."""
+    xc = x - x.mean(2, keepdim=True)
+    with torch.no_grad():
+        cov = xc @ xc.transpose(1, 2) / x.shape[2]
+        _, vecs = torch.linalg.eigh(cov.double())
+        axes = vecs[:, :, -3:].to(x.dtype)                                   # B×D×3
+    p = xc.transpose(1, 2) @ axes                                            # B×M×3
+    lo, hi = p.amin(1, keepdim=True), p.amax(1, keepdim=True)
+    return (p - lo) / (hi - lo).clamp_min(1e-6)
+
+
+def pipeline_losses(e: torch.Tensor, t: torch.Tensor, rng: np.random.Generator, p: TrainParams) -> dict:
+    """Student vs teachers in the space the pipeline works in.
+
+    - affinity: over pixel pairs a few grid cells apart (superpixel neighbours at the
+      app's working size), the semantic affinity erf(20·(0.15 − d)) of the student's
+      PCA-3 features matches the teachers' (squared error): which neighbours attract and
+      which repel is what groups the layers;
+    - layout: over sampled pixels, the distances between PCA-3 features match (what the
+      k-means start reads).
+    """
+    B, D, gh, gw = e.shape
+    ps, pt = pca3_minmax(e.flatten(2)), pca3_minmax(t.flatten(2))
+    ps, pt = ps.view(B, gh, gw, 3), pt.view(B, gh, gw, 3)
+    dy, dx = (int(v) for v in rng.integers(-4, 5, 2))
+    if dy == 0 and dx == 0:
+        dx = 2
+    ys, xs = slice(max(0, -dy), gh - max(0, dy)), slice(max(0, -dx), gw - max(0, dx))
+    ys2, xs2 = slice(max(0, dy), gh + min(0, dy)), slice(max(0, dx), gw + min(0, dx))
+
+    def aff(q):
+        d = (q[:, ys, xs] - q[:, ys2, xs2]).norm(dim=-1)
+        return torch.erf(AFF_SCALE * (AFF_CUT - d))
+
+    out = {"affinity": (aff(ps) - aff(pt)).square().mean()}
+    m = p.pixels_per_image
+    idx = torch.from_numpy(np.stack([rng.choice(gh * gw, m, replace=False) for _ in range(B)])).to(e.device)
+    qs = torch.gather(ps.view(B, -1, 3), 1, idx[:, :, None].expand(B, m, 3))
+    qt = torch.gather(pt.view(B, -1, 3), 1, idx[:, :, None].expand(B, m, 3))
+    out["layout"] = (torch.cdist(qs, qs) - torch.cdist(qt, qt)).square().mean()
     return out
 
 
@@ -277,7 +343,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--export-every", type=int, default=400, help="also export every N steps (0: only at the end)")
-    ap.add_argument("--out", type=pathlib.Path, default=ONNX_OUT)
+    ap.add_argument("--out", type=pathlib.Path, help=f"default: {ONNX_OUT.relative_to(REPO)}; for a recipe that "
+                    "starts from a model, candidate.onnx beside its checkpoints (the bundled model is replaced "
+                    "only by hand, after the downstream table)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda where there is one)")
     ap.add_argument("--batch", type=int)
     ap.add_argument("--lr", type=float)
@@ -298,11 +366,13 @@ def main() -> None:
             recipe[key] = getattr(args, key)
     # Phases: (cosine schedule length, step to stop at); --steps asks for one phase only.
     phases = [(recipe["steps"], recipe["steps"])] + ([] if args.steps else list(recipe.get("then", [])))
-    p = TrainParams(steps=recipe["steps"], batch=recipe["batch"], lr=recipe["lr"])
+    fields = set(TrainParams.__dataclass_fields__)
+    p = TrainParams(**{k: v for k, v in recipe.items() if k in fields})
     sp = S.StudentParams(width=recipe["width"], decoder_channels=recipe["decoder_channels"])
-    ckpt_dir = args.checkpoints or (CKPT_DIR if (args.recipe or "cpu") == "cpu" and device.type == "cpu"
-                                    else CKPT_DIR.with_name("train_gpu"))
+    name = args.recipe or ("gpu" if device.type == "cuda" else "cpu")
+    ckpt_dir = args.checkpoints or (CKPT_DIR if name == "cpu" else CKPT_DIR.with_name(f"train_{name}"))
     ckpt_path = ckpt_dir / "last.pt"
+    out_path = args.out or (ckpt_dir / "candidate.onnx" if "init" in recipe else ONNX_OUT)
     if ckpt_path.exists():   # a checkpoint fixes the architecture and schedule it was trained with
         ck = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         sp = S.StudentParams(**ck.get("student", asdict(sp)))
@@ -321,6 +391,10 @@ def main() -> None:
 
     cached = CachedPhotos(teacher_cache.CACHE, "train")
     net = S.StudentNet(sp)
+    frozen_bn = "init" in recipe
+    if frozen_bn and not ckpt_path.exists():   # start from an exported model
+        import onnx_weights
+        net, sp = onnx_weights.load_student(REPO / recipe["init"])
     n_feat = teacher_cache.CacheParams().pca_dims * 2
     projector = torch.nn.Conv2d(sp.embedding_dim, n_feat, 1)
     net.to(device)
@@ -348,7 +422,7 @@ def main() -> None:
         torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
 
     def export():
-        export_onnx(net.to("cpu"), sp, args.out, info())
+        export_onnx(net.to("cpu"), sp, out_path, info())
         net.to(device)
 
     if args.export_only:
@@ -365,7 +439,13 @@ def main() -> None:
     data = Photos(cached, device, resident=device.type == "cuda")
     print(f"training on {len(data)} photos ({time.time() - t_load:.0f} s to load), "
           f"{S.count_parameters(net)} parameters, {device_name}", flush=True)
-    net.train()
+    def train_mode():
+        net.train()
+        if frozen_bn:
+            import onnx_weights
+            onnx_weights.freeze_batchnorm(net)
+
+    train_mode()
     running: dict = {}
     t_start, step0 = time.time(), step
     while True:
@@ -400,7 +480,7 @@ def main() -> None:
                 save()
             if args.export_every and not args.no_export and step % args.export_every == 0 and step < stop:
                 export()
-                net.train()
+                train_mode()
         if phase + 1 >= len(phases):
             break
         phase, warm_from = phase + 1, step
