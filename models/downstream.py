@@ -13,7 +13,9 @@ from one of:
   PASCAL ASPP projection, stride 8), each L2-normalised, upsampled to the photo,
   normalised again and concatenated (512-D); the same preprocessing follows (guided
   filter, PCA to 3, min-max);
-* ``rgb``: the photo's own colours as the semantic feature (the floor).
+* ``rgb``: the photo's own colours as the semantic feature (the floor);
+* ``student+classes@W:PATH``: the model's embedding beside W × its class probabilities
+  (an experiment: it made the layers worse, see the model card).
 
 Scores (mean over photos, as mean (lowest–highest) over run seeds):
 
@@ -115,8 +117,9 @@ def _run_key(row: dict, feature: str, seed: int) -> pathlib.Path:
     from sss_studio.segmentation.params import SegmenterParams
 
     what = feature
-    if feature.startswith("student:"):
-        what = "student-" + hashlib.sha256(pathlib.Path(feature.split(":", 1)[1]).read_bytes()).hexdigest()[:12]
+    if ":" in feature:   # a model file: known by its bytes
+        kind, path = feature.split(":", 1)
+        what = kind.replace("+", "-").replace("@", "-") + "-" + hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()[:12]
     params = hashlib.sha256(repr(SegmenterParams(seed=seed)).encode()).hexdigest()[:10]
     return FEATURE_CACHE / "runs" / f"{what}_{row['path'].replace('/', '_')}_{params}.npz"
 
@@ -148,6 +151,11 @@ def _run(photos: pathlib.Path, row: dict, feature: str, seed: int) -> dict:
     model, feats = None, None
     if feature.startswith("student:"):
         model = EmbeddingModel(feature.split(":", 1)[1], prefer_gpu=False, params=EmbeddingParams(threads=1))
+    elif feature.startswith("student+classes"):   # student:PATH's embedding beside w × its class probabilities
+        spec, path = feature.split(":", 1)
+        wt = float(spec.split("@")[1]) if "@" in spec else 1.0
+        m = EmbeddingModel(path, prefer_gpu=False, params=EmbeddingParams(threads=1))
+        feats = np.concatenate([m.embed(img), wt * m.classify(img)], axis=2)
     elif feature == "teachers":
         feats = teacher_features(rgb, row["path"].rsplit(".", 1)[0])
     elif feature == "rgb":
@@ -191,8 +199,9 @@ def summarise(runs: list[dict], feature: str, seeds: list[int]) -> dict:
     return res
 
 
-def evaluate(features: list[str], photos: pathlib.Path, seeds: list[int], bsds: int, jobs: int) -> tuple[dict, list]:
-    rows = held_out_rows(photos, bsds)
+def evaluate(features: list[str], photos: pathlib.Path, seeds: list[int], bsds: int, jobs: int,
+             sources: tuple[str, ...] = ("alphamatting_com", "bsds500", "coco128")) -> tuple[dict, list]:
+    rows = [r for r in held_out_rows(photos, bsds) if r["source"] in sources]
     if "teachers" in features:   # fill the teachers' cache once, before the pool reads it
         for r in rows:
             rgb = cv2.cvtColor(cv2.imread(str(photos / r["path"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -190,6 +190,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--downstream: run seeds")
     ap.add_argument("--bsds", type=int, default=16, help="--downstream: BSDS500 validation photos")
     ap.add_argument("--jobs", type=int, default=2, help="--downstream: runs side by side")
+    ap.add_argument("--sources", nargs="+", default=["alphamatting_com", "bsds500", "coco128"],
+                    help="--downstream: which held-out sets (a quick look: alphamatting_com)")
     ap.add_argument("--no-baselines", action="store_true", help="--downstream: skip raw RGB")
     args = ap.parse_args()
     if args.downstream:
@@ -222,7 +224,8 @@ def run_downstream(args) -> None:
 
     names = {f"student:{m}": (m.stem if m.parent == REPO / "models" else str(m)) for m in args.model}
     features = list(names) + ["teachers"] + ([] if args.no_baselines else ["rgb"])
-    results, rows = downstream.evaluate(features, PHOTOS, args.seeds, args.bsds, args.jobs)
+    results, rows = downstream.evaluate(features, PHOTOS, args.seeds, args.bsds, args.jobs,
+                                        tuple(args.sources))
     results = {names.get(f, f): v for f, v in results.items()}
     out = args.out if args.out.name != "eval_results.json" else REPO / "models" / "downstream_results.json"
     out.write_text(json.dumps(dict(seeds=args.seeds, photos=[r["path"] for r in rows], results=results), indent=1) + "\n")
