@@ -172,9 +172,12 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
 def resize_planes(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """K×H×W float32 → K×h×w (area when shrinking, bilinear when enlarging), summing to one."""
     interp = AREA if h * w < x.shape[1] * x.shape[2] else LINEAR
-    # Always a new array (resize hands back its input at the same size): the caller's
-    # layers are the pipeline's cached ones and may be read-only.
-    out = np.array(np.moveaxis(resize(np.moveaxis(x, 0, -1), h, w, interp), -1, 0), np.float32, order="C")
+    # Plane by plane: each plane is contiguous, so no channel-last copy (4-5x faster at
+    # 12 MP than resizing H×W×K, same values; docs/solver.md). Always a new array: the
+    # caller's layers are the pipeline's cached ones and may be read-only.
+    out = np.empty((x.shape[0], h, w), np.float32)
+    for i in range(x.shape[0]):
+        out[i] = resize(x[i], h, w, interp)
     return normalise_planes_inplace(out)
 
 
@@ -220,14 +223,13 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     current, level_scale = None, s
     for hh, ww in list(reversed(levels)) + [(H, W)]:
         img = resize(image, hh, ww)
-        start = resize_planes(alphas, hh, ww)
         inside = None if region is None else _region_at(region, hh, ww)
-        if current is not None:
-            up = resize_planes(current, hh, ww)
-            if inside is None:
-                start = up
-            else:
-                np.copyto(start, up, where=inside[None])
+        if current is None:
+            start = resize_planes(alphas, hh, ww)
+        else:   # the level below's refined layers, upsampled (within the region only)
+            start = resize_planes(current, hh, ww)
+            if inside is not None:
+                np.copyto(start, resize_planes(alphas, hh, ww), where=~inside[None])
         share = (hh * ww) / (H * W)
         current = _refine_level(img, start, level_scale, params, cancel,
                                 lambda st, f, share=share: level_report(st, f, share), inside)
