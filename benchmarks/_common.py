@@ -63,22 +63,32 @@ def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.clip(cv2.resize(img, (w, h), interpolation=interp), 0, 1).astype(np.float32)
 
 
-def _teacher_features(img: np.ndarray) -> np.ndarray:
+def teacher_outputs(img: np.ndarray) -> dict[str, np.ndarray]:
+    """The two teachers' raw 256-D features of an RGB [0,1] photo (stride 4 and 8)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.log_severity_level = 3
-    h, w = img.shape[:2]
     x = (img * 255.0).astype(np.float32).transpose(2, 0, 1)[None]
-    out = []
-    for name in ("ade20k", "pascal"):
-        s = ort.InferenceSession(str(TEACHERS / f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
-        f = np.ascontiguousarray(s.run(["features"], {"image": x})[0][0].transpose(1, 2, 0))
-        f = f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6)
-        f = np.concatenate([cv2.resize(np.ascontiguousarray(f[:, :, c:c + 4]), (w, h), interpolation=cv2.INTER_LINEAR)
-                            for c in range(0, f.shape[2], 4)], axis=2)  # cv2 5 takes ≤ 4 channels here
-        out.append(f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6))
-    return np.concatenate(out, axis=2).astype(np.float32)
+    return {name: np.ascontiguousarray(ort.InferenceSession(str(TEACHERS / f"{name}.onnx"), so,
+                                                            providers=["CPUExecutionProvider"])
+                                       .run(["features"], {"image": x})[0][0].transpose(1, 2, 0))
+            for name in ("ade20k", "pascal")}
+
+
+def teacher_features_at(outputs: dict[str, np.ndarray], h: int, w: int) -> np.ndarray:
+    """h×w×512: each teacher's features L2-normalised, upsampled, normalised again, concatenated."""
+    from sss_studio.resize import LINEAR, resize
+
+    def unit(f):
+        return f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6)
+
+    return np.concatenate([unit(resize(unit(outputs[n].astype(np.float32)), h, w, LINEAR))
+                           for n in ("ade20k", "pascal")], axis=2).astype(np.float32)
+
+
+def _teacher_features(img: np.ndarray) -> np.ndarray:
+    return teacher_features_at(teacher_outputs(img), *img.shape[:2])
 
 
 def _classic_features(img: np.ndarray) -> np.ndarray:

@@ -258,8 +258,10 @@ def soft_scores(alphas: np.ndarray, truth: np.ndarray) -> dict:
     bg = truth <= 0.0
     gy, gx = np.gradient(m)
     ty, tx = np.gradient(truth)
+    err = np.abs(m - truth)
     return {"soft": sad / 1000, "hard": hard_sad / 1000,
-            "band": float(np.abs(m - truth)[band].sum()) / 1000,
+            "band": float(err[band].sum()) / 1000,
+            "bg": float(err[truth <= 0.02].sum()) / 1000, "fg": float(err[truth >= 0.98].sum()) / 1000,
             "haze": float(((m > 0.005) & (m < 0.2) & bg).sum() / max(bg.sum(), 1)),
             "mse": float(((m - truth) ** 2).mean()),
             "grad": float(np.abs(np.hypot(gy, gx) - np.hypot(ty, tx)).sum()) / 1000}

@@ -43,11 +43,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import _common as C  # noqa: E402  (single-threaded BLAS before numpy)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_truth import best_subset_sad, covering  # noqa: E402
+import bench_quality  # noqa: E402
+from bench_truth import covering, soft_scores  # noqa: E402
 
 import teacher_cache  # noqa: E402
 
 FEATURE_CACHE = REPO / ".cache" / "downstream"
+KINDS = {"alphamatting_com": "alpha", "bsds500": "bsds", "coco128": "coco"}
 
 
 def held_out_rows(photos: pathlib.Path, bsds: int) -> list[dict]:
@@ -61,54 +63,25 @@ def held_out_rows(photos: pathlib.Path, bsds: int) -> list[dict]:
     return mattes + bsds_rows + sorted(coco, key=lambda r: r["path"])
 
 
-def load_truth(photos: pathlib.Path, row: dict, h: int, w: int) -> tuple[str, np.ndarray]:
-    gts = [photos / p for p in row["gt_path"].split(";") if p]
-    alpha = [p for p in gts if p.name.endswith("_alpha.png")]
-    if alpha:
-        a = cv2.imread(str(alpha[0]), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
-        return "alpha", cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
-    pan = [p for p in gts if p.name.endswith("_pan.png")]
-    if pan:
-        bgr = cv2.imread(str(pan[0]), cv2.IMREAD_COLOR).astype(np.int64)
-        ids = bgr[..., 0] + 256 * bgr[..., 1] + 65536 * bgr[..., 2]
-        return "coco", cv2.resize(ids.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)[None]
-    segs = [cv2.resize(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), (w, h), interpolation=cv2.INTER_NEAREST)
-            for p in gts if "_seg" in p.name]
-    return "bsds", np.stack(segs)
-
-
-def teacher_features(rgb_u8: np.ndarray, key: str) -> np.ndarray:
-    """The teachers' concatenated unit features at the photo's size (raw outputs cached)."""
-    from sss_studio.resize import LINEAR, resize
-
+def teacher_features(img: np.ndarray, key: str) -> np.ndarray:
+    """The teachers' features at the photo's size (_common's), their raw outputs cached:
+    a few MB per photo instead of the 512-D full-size map."""
     FEATURE_CACHE.mkdir(parents=True, exist_ok=True)
-    path = FEATURE_CACHE / f"{key.replace('/', '_')}_{rgb_u8.shape[1]}x{rgb_u8.shape[0]}.npz"
+    path = FEATURE_CACHE / f"{key.replace('/', '_')}_{img.shape[1]}x{img.shape[0]}.npz"
     if path.exists():
         raw = dict(np.load(path))
     else:
-        x = rgb_u8.astype(np.float32).transpose(2, 0, 1)[None]
-        raw = {n: teacher_cache._session(n, 1).run(["features"], {"image": x})[0][0].transpose(1, 2, 0)
-               for n in ("ade20k", "pascal")}
+        raw = C.teacher_outputs(img)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **{k: v.astype(np.float16) for k, v in raw.items()})
         tmp.replace(path)
-    h, w = rgb_u8.shape[:2]
-
-    def unit(f):
-        return f / np.maximum(np.linalg.norm(f, axis=2, keepdims=True), 1e-6)
-
-    return np.concatenate([unit(resize(unit(raw[n].astype(np.float32)), h, w, LINEAR))
-                           for n in ("ade20k", "pascal")], axis=2)
+    return C.teacher_features_at(raw, *img.shape[:2])
 
 
-def matte_split(alphas: np.ndarray, truth: np.ndarray) -> dict:
-    """Best-subset SAD (thousands), and where its error lies."""
-    sad, subset = best_subset_sad(alphas, truth)
-    m = np.clip(alphas[list(subset)].sum(axis=0), 0, 1) if subset else np.zeros_like(truth)
-    err = np.abs(m - truth)
-    return {"sad": sad / 1000, "bg": float(err[truth <= 0.02].sum()) / 1000,
-            "fg": float(err[truth >= 0.98].sum()) / 1000,
-            "band": float(err[(truth > 0.02) & (truth < 0.98)].sum()) / 1000}
+def _photo(photos: pathlib.Path, row: dict) -> np.ndarray:
+    """RGB float32 in [0, 1], at its own size."""
+    bgr = cv2.imread(str(photos / row["path"]), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def _run_key(row: dict, feature: str, seed: int) -> pathlib.Path:
@@ -125,29 +98,33 @@ def _run_key(row: dict, feature: str, seed: int) -> pathlib.Path:
 
 
 def one_run(args) -> dict:
+    """One photo, feature and seed: the layers (cached: the pipeline's output, not its
+    score, so the scoring can change without re-running), then their scores."""
     photos, row, feature, seed = args
     key = _run_key(row, feature, seed)
     if key.exists():
         with np.load(key, allow_pickle=False) as z:
-            return dict(json.loads(str(z["meta"])), alphas=z["alphas"])
-    out = _run(photos, row, feature, seed)
-    key.parent.mkdir(parents=True, exist_ok=True)
-    tmp = key.with_suffix(f".{os.getpid()}.tmp.npz")
-    meta = {k: v for k, v in out.items() if k != "alphas"}
-    np.savez(tmp, alphas=out["alphas"], meta=json.dumps(meta))
-    os.replace(tmp, key)
-    return out
+            alphas, seconds = z["alphas"], float(json.loads(str(z["meta"]))["seconds"])
+    else:
+        alphas, seconds = _layers(photos, row, feature, seed)
+        key.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, alphas=alphas, meta=json.dumps({"seconds": seconds}))
+        os.replace(tmp, key)
+    kind, truth = bench_quality.truth(photos, row)
+    a = alphas.astype(np.float32)
+    score = soft_scores(a, truth) if kind == "alpha" else covering(a, truth)
+    return dict(photo=row["path"], kind=KINDS[row["source"]], feature=feature, seed=seed, score=score,
+                seconds=seconds, alphas=alphas)
 
 
-def _run(photos: pathlib.Path, row: dict, feature: str, seed: int) -> dict:
+def _layers(photos: pathlib.Path, row: dict, feature: str, seed: int) -> tuple[np.ndarray, float]:
     C.limit_threads(1)
     from sss_studio.segmentation.embedding import EmbeddingModel, EmbeddingParams
     from sss_studio.segmentation.params import SegmenterParams
     from sss_studio.segmentation.pipeline import Segmenter
 
-    rgb = cv2.cvtColor(cv2.imread(str(photos / row["path"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    img = rgb.astype(np.float32) / 255.0
-    h, w = img.shape[:2]
+    img = _photo(photos, row)
     model, feats = None, None
     if feature.startswith("student:"):
         model = EmbeddingModel(feature.split(":", 1)[1], prefer_gpu=False, params=EmbeddingParams(threads=1))
@@ -157,7 +134,7 @@ def _run(photos: pathlib.Path, row: dict, feature: str, seed: int) -> dict:
         m = EmbeddingModel(path, prefer_gpu=False, params=EmbeddingParams(threads=1))
         feats = np.concatenate([m.embed(img), wt * m.classify(img)], axis=2)
     elif feature == "teachers":
-        feats = teacher_features(rgb, row["path"].rsplit(".", 1)[0])
+        feats = teacher_features(img, row["path"].rsplit(".", 1)[0])
     elif feature == "rgb":
         feats = img.copy()
     else:
@@ -166,10 +143,7 @@ def _run(photos: pathlib.Path, row: dict, feature: str, seed: int) -> dict:
     seg.set_image(img, features=feats)
     t0 = time.perf_counter()
     alphas = seg.run().alphas
-    kind, truth = load_truth(photos, row, h, w)
-    score = matte_split(alphas, truth) if kind == "alpha" else {"covering": covering(alphas, truth)["covering"]}
-    return dict(photo=row["path"], kind=kind, feature=feature, seed=seed, score=score,
-                seconds=time.perf_counter() - t0, alphas=alphas.astype(np.float16))
+    return alphas.astype(np.float16), time.perf_counter() - t0
 
 
 def summarise(runs: list[dict], feature: str, seeds: list[int]) -> dict:
@@ -183,8 +157,8 @@ def summarise(runs: list[dict], feature: str, seeds: list[int]) -> dict:
             out.append(float(np.mean(v)) if v else float("nan"))
         return out
 
-    res = {m: per_seed(lambda r, m=m: r["score"][m] if r["kind"] == "alpha" else None)
-           for m in ("sad", "bg", "fg", "band")}
+    res = {m: per_seed(lambda r, k=k: r["score"][k] if r["kind"] == "alpha" else None)
+           for m, k in (("sad", "soft"), ("bg", "bg"), ("fg", "fg"), ("band", "band"))}
     for kind in ("bsds", "coco"):
         res[kind] = per_seed(lambda r, kind=kind: r["score"]["covering"] if r["kind"] == kind else None)
     if feature != "teachers" and teach:
@@ -204,8 +178,7 @@ def evaluate(features: list[str], photos: pathlib.Path, seeds: list[int], bsds: 
     rows = [r for r in held_out_rows(photos, bsds) if r["source"] in sources]
     if "teachers" in features:   # fill the teachers' cache once, before the pool reads it
         for r in rows:
-            rgb = cv2.cvtColor(cv2.imread(str(photos / r["path"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            teacher_features(rgb, r["path"].rsplit(".", 1)[0])
+            teacher_features(_photo(photos, r), r["path"].rsplit(".", 1)[0])
     tasks = [(photos, r, f, s) for f in features for s in seeds for r in rows]
     with get_context("spawn").Pool(jobs, maxtasksperchild=8) as pool:
         runs = list(pool.imap_unordered(one_run, tasks, chunksize=1))

@@ -181,7 +181,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=pathlib.Path, nargs="+", default=[REPO / "models" / "sss_embed.onnx"],
                     help="the model (--downstream: one or more, compared side by side)")
-    ap.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "eval_results.json")
+    ap.add_argument("--out", type=pathlib.Path,
+                    help="default: models/eval_results.json (--downstream: models/downstream_results.json)")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-agreement", action="store_true")
     ap.add_argument("--skip-metric", action="store_true")
@@ -197,6 +198,7 @@ def main() -> None:
     if args.downstream:
         return run_downstream(args)
     args.model = args.model[0]
+    args.out = args.out or REPO / "models" / "eval_results.json"
     index = json.loads((teacher_cache.CACHE / "index.json").read_text())
     held = [e for e in index["entries"] if e["split"] == "val"]
     rows = {r["path"]: r for r in teacher_cache.read_manifest()}
@@ -227,7 +229,7 @@ def run_downstream(args) -> None:
     results, rows = downstream.evaluate(features, PHOTOS, args.seeds, args.bsds, args.jobs,
                                         tuple(args.sources))
     results = {names.get(f, f): v for f, v in results.items()}
-    out = args.out if args.out.name != "eval_results.json" else REPO / "models" / "downstream_results.json"
+    out = args.out or REPO / "models" / "downstream_results.json"
     out.write_text(json.dumps(dict(seeds=args.seeds, photos=[r["path"] for r in rows], results=results), indent=1) + "\n")
     print(downstream.table(results, rows, args.seeds))
 

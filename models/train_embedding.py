@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import onnx_weights
 import student as S
 import teacher_cache
 
@@ -393,7 +394,6 @@ def main() -> None:
     net = S.StudentNet(sp)
     frozen_bn = "init" in recipe
     if frozen_bn and not ckpt_path.exists():   # start from an exported model
-        import onnx_weights
         net, sp = onnx_weights.load_student(REPO / recipe["init"])
     n_feat = teacher_cache.CacheParams().pca_dims * 2
     projector = torch.nn.Conv2d(sp.embedding_dim, n_feat, 1)
@@ -442,7 +442,6 @@ def main() -> None:
     def train_mode():
         net.train()
         if frozen_bn:
-            import onnx_weights
             onnx_weights.freeze_batchnorm(net)
 
     train_mode()

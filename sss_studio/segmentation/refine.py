@@ -44,6 +44,12 @@ def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
+def band_radius(scale: float, params: RefineParams) -> int:
+    """How far the band of uncertain pixels is grown: ``params.grow`` × the upsampling
+    factor (the blur the working size left) + ``params.grow_px``."""
+    return int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px
+
+
 def uncertain_band(alphas: np.ndarray, scale: float, params: RefineParams = RefineParams()) -> np.ndarray:
     """H×W bool: the pixels to re-solve. Those where no layer reaches ``params.confident``,
     grown by ``params.grow`` × ``scale`` (the upsampling factor: the blur the working size
@@ -51,7 +57,7 @@ def uncertain_band(alphas: np.ndarray, scale: float, params: RefineParams = Refi
     strongest layer changes, within twice that): a wide soft mixture of two layers far
     from any edge is no edge to sharpen, and is kept as it is."""
     k = alphas.shape[0]
-    radius = int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px
+    radius = band_radius(scale, params)
     unsure = (alphas.max(axis=0) < params.confident).astype(np.uint8)
     if not unsure.any() or not params.near_edges:
         return cv2.dilate(unsure, _disc(radius)).astype(bool)
@@ -249,8 +255,7 @@ def changed_region(change: np.ndarray, scale: float, params: RefineParams) -> np
     moved = (np.abs(change).max(axis=0) > CHANGED).astype(np.uint8)
     if not moved.any():
         return moved.astype(bool)
-    radius = 2 * (int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px)
-    return cv2.dilate(moved, _disc(radius)).astype(bool)
+    return cv2.dilate(moved, _disc(2 * band_radius(scale, params))).astype(bool)
 
 
 def refine_again(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams,
@@ -275,7 +280,7 @@ def _region_box(region: np.ndarray, scale: float, params: RefineParams) -> tuple
     rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
     if not len(rows):
         return None
-    pad = 2 * (int(math.ceil(params.grow * max(scale, 1.0))) + params.grow_px) + params.margin + 4
+    pad = 2 * band_radius(scale, params) + params.margin + 4
     pad = int(math.ceil(pad * max(1.0, scale / params.level_factor)))   # a first pass at a smaller size
     H, W = region.shape
     return (max(0, rows[0] - pad), min(H, rows[-1] + 1 + pad), max(0, cols[0] - pad), min(W, cols[-1] + 1 + pad))
