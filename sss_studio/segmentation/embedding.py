@@ -167,7 +167,7 @@ class EmbeddingModel:
             s = self.params.min_side / min(h, w)
         return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
-    def _run(self, image: np.ndarray, output: str, cancel: CancelFn) -> np.ndarray:
+    def _run(self, image: np.ndarray, outputs: list[str], cancel: CancelFn) -> list[np.ndarray]:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 RGB image, got shape {image.shape}")
         check(cancel)
@@ -190,7 +190,7 @@ class EmbeddingModel:
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
         try:
-            out = self._session.run([output], {self._input: x}, run_options)[0]
+            out = self._session.run(outputs, {self._input: x}, run_options)
         except Exception:
             if cancel is not None and cancel():
                 raise Cancelled("cancelled") from None
@@ -200,24 +200,39 @@ class EmbeddingModel:
             if watcher is not None:
                 watcher.join()
         check(cancel)
-        return out[0].transpose(1, 2, 0)
+        return [o[0].transpose(1, 2, 0) for o in out]
 
     def embed(self, image: np.ndarray, cancel: CancelFn = None) -> np.ndarray:
         """H×W×3 float RGB in [0,1] → H×W×D float32 unit-norm embedding at image resolution."""
         h, w = image.shape[:2]
-        f = self._run(image, "embedding", cancel)
+        return self._embedding_at(self._run(image, ["embedding"], cancel)[0], h, w)
+
+    def _embedding_at(self, f: np.ndarray, h: int, w: int) -> np.ndarray:
         if not np.isfinite(f).all():
             raise ModelError(f"{self.path.name} gave an embedding with NaN or infinite values: the model is broken")
         if f.shape[:2] != (h, w):
-            f = _unit(resize(np.ascontiguousarray(f, dtype=np.float32), h, w, LINEAR))
+            f = _unit(resize(np.ascontiguousarray(f, dtype=np.float32), h, w, AREA if h < f.shape[0] else LINEAR))
         return np.ascontiguousarray(f, dtype=np.float32)
+
+    def _probs_at(self, p: np.ndarray, h: int, w: int) -> np.ndarray:
+        if not np.isfinite(p).all():
+            raise ModelError(f"{self.path.name} gave class probabilities with NaN or infinite values")
+        return np.ascontiguousarray(resize(np.ascontiguousarray(p, dtype=np.float32), h, w, LINEAR))
+
+    def embed_and_classify(self, image: np.ndarray, size: tuple[int, int] | None = None,
+                           cancel: CancelFn = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """One pass of the network for both outputs: the embedding (as ``embed``) and the
+        class probabilities (as ``classify``; None without a class head), both brought to
+        ``size`` (h, w; default the image's; a smaller size averages the embedding)."""
+        h, w = size if size is not None else image.shape[:2]
+        if not self.has_classes:
+            return self._embedding_at(self._run(image, ["embedding"], cancel)[0], h, w), None
+        f, p = self._run(image, ["embedding", "class_probs"], cancel)
+        return self._embedding_at(f, h, w), self._probs_at(p, h, w)
 
     def classify(self, image: np.ndarray, cancel: CancelFn = None) -> np.ndarray:
         """H×W×C class probabilities at image resolution (see ``class_names``)."""
         if not self._has_classes:
             raise ModelError(f"{self.path.name} has no 'class_probs' output")
         h, w = image.shape[:2]
-        p = self._run(image, "class_probs", cancel)
-        if not np.isfinite(p).all():
-            raise ModelError(f"{self.path.name} gave class probabilities with NaN or infinite values")
-        return np.ascontiguousarray(resize(np.ascontiguousarray(p, dtype=np.float32), h, w, LINEAR))
+        return self._probs_at(self._run(image, ["class_probs"], cancel)[0], h, w)

@@ -45,6 +45,7 @@ class FeatureParams:
     filter_size: int = 10       # guided filter box, pixels
     filter_eps: float = 0.01    # guided filter ε for a guide in [0, 1]
     pre_pca_dims: int = 32      # see features.preprocess_features
+    embed_photo: bool = True    # the network sees the photo (up to its max side), not the working-size copy
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ class Segmenter:
         full = self._image
         h, w = working_shape(full.shape[0], full.shape[1], p.working_pixels)
         image = run.stage("resize", (h, w), lambda: resize(full, h, w)).value if (h, w) != full.shape[:2] else full
-        raw = self._embedding(run, image)
+        raw = self._embedding(run, image, full, p.features.embed_photo)
         feats = self._features(run, p, image, raw)
         spx = run.stage("superpixels", (feats.key, p.superpixels),
                         lambda: compute_superpixels(image, feats.value, p.superpixels))
@@ -346,19 +346,30 @@ class Segmenter:
             full, up.value, scale, p.refine, before_up.value, before_edges.value, run.cancel,
             run.reporter("edges")), warm=before_edges)
 
-    def _embedding(self, run: _Run, image: np.ndarray) -> _Entry:
+    def _embedding(self, run: _Run, image: np.ndarray, full: np.ndarray, photo: bool) -> _Entry:
+        """(h×w×D embedding, h×w×C class probabilities or None) at the working size.
+
+        ``photo`` (features.embed_photo): the network looks at the photo itself, at up to
+        its own max side (the size it was trained at), in one pass for both outputs,
+        and the embedding is averaged down to the working size (docs/solver.md: better
+        layers than embedding the working-size copy). Else it embeds the working-size
+        photo and the class probabilities come later from a pass of their own."""
         h, w = image.shape[:2]
         given = self._given_features
         if given is not None:
-            return run.stage("embedding", ("given", (h, w)), lambda: resize(given, h, w))
+            return run.stage("embedding", ("given", (h, w)), lambda: (resize(given, h, w), None))
         model = self.embedding_model
         if model is None:
             raise RuntimeError("no features given and no embedding model loaded")
-        return run.stage("embedding", ("model", id(model), (h, w)), lambda: model.embed(image, cancel=run.cancel))
+        if photo:
+            return run.stage("embedding", ("model", id(model), (h, w), "photo", full.shape),
+                             lambda: model.embed_and_classify(full, size=(h, w), cancel=run.cancel))
+        return run.stage("embedding", ("model", id(model), (h, w)),
+                         lambda: (model.embed(image, cancel=run.cancel), None))
 
     def _features(self, run: _Run, p: SegmenterParams, image: np.ndarray, raw: _Entry) -> _Entry:
         prepare = prepare_given_features if self._given_features is not None else preprocess_features
-        return run.stage("features", (raw.key, p.features), lambda: prepare(image, raw.value, p.features))
+        return run.stage("features", (raw.key, p.features), lambda: prepare(image, raw.value[0], p.features))
 
     def _eigenvectors(self, run: _Run, p: SegmenterParams, lap: _Entry, image: np.ndarray) -> _Entry:
         """Warm-started from the previous basis of the same size (a slider re-run)."""
@@ -401,16 +412,18 @@ class Segmenter:
         if model is None or not getattr(model, "has_classes", False):
             return default_names(k)
         h, w = shape
-        probs = run.stage("classes", raw.key, lambda: _class_probs(model, full, h, w, run.cancel))
+        probs = run.stage("classes", raw.key, lambda: raw.value[1] if raw.value[1] is not None
+                          else _class_probs(model, full, h, w, run.cancel))
         return run.stage("naming", (relaxed.key, probs.key, p.naming), lambda: name_layers(
             np.clip(relaxed.value, 0.0, 1.0).T.reshape(-1, h, w), probs.value, model.class_names,
             params=p.naming)).value
 
 
 def _class_probs(model: Any, full: np.ndarray, h: int, w: int, cancel: CancelFn) -> np.ndarray:
-    """h×w×C class probabilities. The model looks at the photo at up to 512 px, not at
-    the working size: names need the detail (a 0.08 MP working photo loses the person
-    in a portrait), and the embedding stays at the working size it was measured at."""
+    """h×w×C class probabilities from a pass of their own, when the embedding was taken
+    from the working-size copy (features.embed_photo off). The model looks at the photo
+    at up to 512 px, not at the working size: names need the detail (a 0.08 MP working
+    photo loses the person in a portrait)."""
     H, W = full.shape[:2]
     s = min(1.0, 512 / max(H, W))
     look = resize(full, max(1, round(H * s)), max(1, round(W * s)))
