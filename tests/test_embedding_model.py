@@ -71,7 +71,6 @@ def test_embed_shapes_dtype_unit_norm(tmp_path, photo):
     np.testing.assert_allclose(p.sum(axis=2), 1.0, atol=1e-4)
 
 
-
 def test_one_pass_gives_both_outputs_as_the_separate_calls(tmp_path, photo):
     m = EmbeddingModel(tiny_model(tmp_path), prefer_gpu=False)
     f, p = m.embed_and_classify(photo)
@@ -81,6 +80,7 @@ def test_one_pass_gives_both_outputs_as_the_separate_calls(tmp_path, photo):
     assert small_f.shape == (18, 25, D) and small_p.shape == (18, 25, C)
     np.testing.assert_allclose(np.linalg.norm(small_f, axis=2), 1.0, atol=1e-4)
     np.testing.assert_allclose(small_p.sum(axis=2), 1.0, atol=1e-4)
+
 
 def test_large_photo_is_resized_and_upsampled(tmp_path):
     m = EmbeddingModel(tiny_model(tmp_path), prefer_gpu=False, params=EmbeddingParams(max_side=64))

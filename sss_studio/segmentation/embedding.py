@@ -225,10 +225,8 @@ class EmbeddingModel:
         class probabilities (as ``classify``; None without a class head), both brought to
         ``size`` (h, w; default the image's; a smaller size averages the embedding)."""
         h, w = size if size is not None else image.shape[:2]
-        if not self.has_classes:
-            return self._embedding_at(self._run(image, ["embedding"], cancel)[0], h, w), None
-        f, p = self._run(image, ["embedding", "class_probs"], cancel)
-        return self._embedding_at(f, h, w), self._probs_at(p, h, w)
+        out = self._run(image, ["embedding", "class_probs"] if self.has_classes else ["embedding"], cancel)
+        return self._embedding_at(out[0], h, w), (self._probs_at(out[1], h, w) if len(out) > 1 else None)
 
     def classify(self, image: np.ndarray, cancel: CancelFn = None) -> np.ndarray:
         """H×W×C class probabilities at image resolution (see ``class_names``)."""
