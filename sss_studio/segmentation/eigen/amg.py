@@ -27,7 +27,10 @@ class BlockVCycle:
         import pyamg
 
         self.params = params
-        kw = dict(symmetry="hermitian", max_coarse=params.max_coarse, keep=False,
+        # pyamg compares max_coarse with a level's size in blocks, and its coarse levels are
+        # blocked by the candidate count: in unknowns, as the parameter says.
+        blocks = 1 if candidates is None else max(1, candidates.shape[1])
+        kw = dict(symmetry="hermitian", max_coarse=max(1, params.max_coarse // blocks), keep=False,
                   strength=("symmetric", {"theta": params.strength_theta}),
                   presmoother=None, postsmoother=None, coarse_solver="pinv")
         if not params.smooth_prolongator:
