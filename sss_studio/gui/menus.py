@@ -237,7 +237,7 @@ def build_menus(w: "MainWindow") -> Actions:
     return a
 
 
-WORKING_SIZES = (("0.03 MP (quick look)", 30_000), ("0.08 MP (fast mode's default)", 80_000),
+WORKING_SIZES = (("0.02 MP (fast mode's default)", 20_000), ("0.03 MP", 30_000), ("0.08 MP (finer)", 80_000),
                  ("0.3 MP (reference mode's default)", 300_000), ("1 MP (slow)", 1_000_000))
 SOLVERS = (("Fast", "fast"), ("Reference (the paper's, slow)", "reference"))
 

@@ -194,13 +194,14 @@ class NamingParams:
 
 # -- the presets (docs/solver.md: "Preset values" says what each was measured against) ----
 
-FAST_WORKING_PIXELS = 80_000
+FAST_WORKING_PIXELS = 20_000
 REFERENCE_WORKING_PIXELS = 300_000
 FAST_EIGEN = FastEigenParams(
-    count=80, tol=1e-5, iterations=3, warm_iterations=1, coarse_iterations=15,
+    count=80, tol=1e-5, iterations=6, warm_iterations=1, coarse_iterations=15,
     dtype="float32", filter=1e-3, smoothing=3, lock=0.3,
 )
 FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, tol=1e-3, warm_iterations=5)
+FAST_GROUPING = GroupingParams(n_init=20)
 FAST_RELAXED = RelaxedParams(iterations=4, cg_tol=1e-4, cg_iterations=20, final_cg_iterations=50,
                              preconditioner="pixel_block")
 
@@ -223,7 +224,7 @@ class SegmenterParams:
     superpixels: SuperpixelParams = SuperpixelParams()
     eigen: Union[EigenParams, FastEigenParams] = FAST_EIGEN
     constrained: ConstrainedParams = FAST_CONSTRAINED
-    grouping: GroupingParams = GroupingParams()
+    grouping: GroupingParams = FAST_GROUPING
     relaxed: RelaxedParams = FAST_RELAXED
     naming: NamingParams = NamingParams()
     refine: RefineParams = RefineParams()
@@ -250,7 +251,7 @@ class SegmenterParams:
             base = cls()
         elif mode == "reference":
             base = cls(mode="reference", working_pixels=REFERENCE_WORKING_PIXELS, eigen=EigenParams(),
-                       constrained=ConstrainedParams(), relaxed=RelaxedParams(floor=0.01),
+                       constrained=ConstrainedParams(), grouping=GroupingParams(), relaxed=RelaxedParams(floor=0.01),
                        refine=RefineParams(enabled=False))
         else:
             raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(EIGEN_PARAMS)}")

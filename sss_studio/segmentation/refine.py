@@ -1,6 +1,6 @@
 """Edge refinement at the photo's own resolution (closed-form matting on the uncertain band).
 
-The layers come from a working size of about 0.08 MP; brought back to full size they are
+The layers come from a working size of about 0.02 MP; brought back to full size they are
 settled almost everywhere and blurred guesses along their edges. Here, at full size:
 
 1. ``uncertain_band``: the pixels where no layer is near 1, grown by the upsampling

@@ -126,18 +126,28 @@ def _fast_eigensolver(laplacian, params, seed, warm_start, cancel, progress, gui
         # Galerkin coarse problem (P orthonormal: PᵀP = I) on the deepest level with room for kx.
         start_level = max(j for j, s in enumerate(amg.sizes) if s >= params.coarse_factor * kx or j == 0)
         t0 = time.perf_counter()
-        Lc = sp.csr_matrix(amg.A[start_level] - sigma * sp.identity(amg.sizes[start_level]), dtype=np.float64)
+        Ac = sp.csr_matrix(amg.A[start_level], dtype=np.float64)
+        # Unknowns whose prolongation column is zero (a candidate that an aggregate's
+        # colours make redundant: a grey or flat photo) have an all-zero row: leave them out.
+        d = np.abs(Ac.diagonal())
+        active = np.flatnonzero(d > 1e-12 * max(d.max(), 1e-300))
+        Lc = Ac[active][:, active] - sigma * sp.identity(active.size, format="csr")
         Lc = (Lc + Lc.T) * 0.5
+        kc = min(kx, active.size - 1)
         with _threads(params, start_level):
             if Lc.shape[0] <= params.dense_coarse:
-                X = _lowest_eigenvectors(Lc.toarray(), kx)
+                Xc = _lowest_eigenvectors(Lc.toarray(), kc)
             else:
                 # Too big for a dense eigh (n³): shift-invert Lanczos on the small sparse level.
                 import scipy.sparse.linalg as spla
 
                 v0 = rng.standard_normal(Lc.shape[0])
-                w, X = spla.eigsh(Lc, k=kx, sigma=-sigma, which="LM", v0=v0)
-                X = X[:, np.argsort(w)]
+                w, Xc = spla.eigsh(Lc, k=kc, sigma=-sigma, which="LM", v0=v0)
+                Xc = Xc[:, np.argsort(w)]
+        X = np.zeros((Ac.shape[0], kx))
+        X[active, :kc] = Xc
+        if kc < kx:   # too few coarse unknowns: seeded random vectors for the rest
+            X[:, kc:] = rng.standard_normal((Ac.shape[0], kx - kc))
         X = X.astype(dtype)
         if start_level > 0:
             X = X + (1e-3 * rng.standard_normal(X.shape) / np.sqrt(X.shape[0])).astype(dtype)  # seeded, breaks exact ties
