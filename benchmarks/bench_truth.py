@@ -278,8 +278,8 @@ def _soft_run(args) -> dict:
     p = SegmenterParams(seed=seed)
     if config == "before":   # the fast mode as it was: the reference's IRLS floor, no refinement
         p = replace(p, relaxed=replace(p.relaxed, floor=0.01), refine=replace(p.refine, enabled=False))
-    elif config == "small":  # a 4× smaller working size: how the refinement does where upsampling is large
-        p = replace(p, working_pixels=p.working_pixels // 16)
+    elif config == "small":  # a 0.005 MP working size: how the refinement does where upsampling is large
+        p = replace(p, working_pixels=5_000)
     seg = Segmenter(p, embedding_model=EmbeddingModel())
     seg.set_image(e["img"])
     shown = []
