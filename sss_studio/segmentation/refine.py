@@ -30,15 +30,13 @@ import math
 import cv2
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
+from .band_stencil import OFFSETS, band_stencil
 from .cancel import CancelFn, ProgressFn, check, report
+from .column_cg import cg_columns
 from .params import RefineParams
 from ..resize import AREA, LINEAR, resize
 from .sparsify import image_gradient, normalise_planes_inplace
-
-_WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-
 
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -83,40 +81,18 @@ def settle_inplace(alphas: np.ndarray, band: np.ndarray, confident: float, band_
         np.copyto(a, onehot, where=~keep[None])
 
 
-_OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
-
-
 def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
                 eps: float) -> tuple[sp.csr_matrix, np.ndarray]:
     """The matting Laplacian's rows for the ``unknown`` pixels of ``image`` (h×w×3), split
     into L_UU (n_u × n_u CSR) and L_UF·x_F (n_u × K, ``values``: K×h×w, the known pixels'
     layers). No unknown pixel may lie within 2 pixels of the region's edge unless it is
-    the photo's edge. Only the 3×3 windows that contain an unknown pixel are built:
-    L_ij = Σ_w [i = j] − (1 + (I_i − μ_w)ᵀ (Σ_w + ε/9·𝟙)⁻¹ (I_j − μ_w)) / 9."""
+    the photo's edge. Only the 3×3 windows that contain an unknown pixel are built
+    (band_stencil.py)."""
     h, w = unknown.shape
-    centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    centres[0, :] = centres[-1, :] = False
-    centres[:, 0] = centres[:, -1] = False
-    c = np.flatnonzero(centres)
-    win = np.array([dy * w + dx for dy, dx in _WINDOW])
-    pix = np.asarray(image, np.float64).reshape(-1, 3)[c[:, None] + win[None, :]]   # nc×9×3
-    d = pix - pix.mean(axis=1, keepdims=True)
-    cov = np.matmul(d.transpose(0, 2, 1), d) / 9.0 + (eps / 9.0) * np.eye(3)
-    val = np.matmul(np.matmul(d, np.linalg.inv(cov)), d.transpose(0, 2, 1))        # nc×9×9
-    # Window values into a 25-offset stencil per pixel: for window cell a, the row pixel
-    # c + win[a] is distinct for every centre c, so each += has no repeated index.
-    stencil = np.zeros((25, h * w))
-    for a, (ay, ax) in enumerate(_WINDOW):
-        rows = c + win[a]
-        for b, (by, bx) in enumerate(_WINDOW):
-            stencil[_OFFSETS.index((by - ay, bx - ax)), rows] -= (1.0 + val[:, a, b]) / 9.0
-            if a == b:
-                stencil[12, rows] += 1.0
-    u = np.flatnonzero(unknown.ravel())
+    u, data = band_stencil(image, unknown, eps)
     pos = np.full(h * w, -1, np.int64)
     pos[u] = np.arange(len(u))
-    cols = u[:, None] + np.array([dy * w + dx for dy, dx in _OFFSETS])[None, :]     # n_u×25
-    data = stencil[:, u].T
+    cols = u[:, None] + np.array([dy * w + dx for dy, dx in OFFSETS])[None, :]     # n_u×25
     nz = data != 0.0   # windows never leave the region, so a non-zero entry is a real neighbour
     cols = np.where(nz, cols, 0)
     inner = nz & (pos[cols] >= 0)
@@ -127,20 +103,6 @@ def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
     indptr = np.concatenate([[0], np.cumsum(inner.sum(axis=1))])
     A = sp.csr_matrix((data[inner], pos[cols[inner]], indptr), shape=(len(u), len(u)))
     return A, fixed
-
-
-def cg_columns(A: sp.csr_matrix, B: np.ndarray, X: np.ndarray, tol: float, maxiter: int,
-                cancel: CancelFn, extra: np.ndarray | None = None) -> np.ndarray:
-    """Jacobi-preconditioned conjugate gradients (scipy) on each column of B: column j
-    solves (A + diag(extra[:, j]))·x = B[:, j], from X[:, j]. One column at a time beat a
-    block CG over all columns (each column stops when it converges; docs/solver.md)."""
-    out = np.empty_like(X)
-    for j in range(B.shape[1]):
-        Aj = A if extra is None else (A + sp.diags(extra[:, j])).tocsr()
-        M = sp.diags(1.0 / Aj.diagonal())
-        out[:, j], _ = spla.cg(Aj, B[:, j], x0=X[:, j], rtol=tol, maxiter=maxiter, M=M,
-                               callback=lambda _: check(cancel))
-    return out
 
 
 def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unknown: np.ndarray,

@@ -35,7 +35,8 @@ from scipy.sparse.linalg import splu
 from .cancel import CancelFn
 from .guided_filter import guided_filter, guided_upsample
 from .params import RefineParams, SeedParams
-from .refine import cg_columns, changed_region, refine_layers, resize_planes
+from .column_cg import cg_columns
+from .refine import changed_region, refine_layers, resize_planes
 from .sparsify import normalise_planes_inplace
 from .superpixels import Superpixels
 
