@@ -151,6 +151,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=pathlib.Path, default=PHOTOS)
     ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the first N photos of the pick (a held-out check of values tuned on them)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds (the grouping's)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="last line: one JSON object")
@@ -161,7 +163,7 @@ def main() -> None:
                     help="SeedParams overrides, e.g. prior=1e-4 band_px=5 (for tuning)")
     a = ap.parse_args()
     overrides = {k: type(getattr(SeedParams(), k))(v) for k, v in (x.split("=", 1) for x in a.set)}
-    rows = pick(a.corpus, a.limit)
+    rows = pick(a.corpus, a.skip + a.limit)[a.skip:]
     tasks = [(a.corpus, r, s, overrides, a.edges) for s in a.seeds for r in rows]
     with get_context("spawn").Pool(a.jobs) as pool:
         recs = [x for part in pool.imap(photo_run, tasks) for x in part]
