@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .segmentation.params import FAST_WORKING_PIXELS, REFERENCE_WORKING_PIXELS
+
 EXIT_ERROR = 1       # bad input, unreadable file, failed export, missing model
 EXIT_USAGE = 2       # argparse's own code for a malformed command line
 EXIT_CANCELLED = 130
@@ -62,7 +64,8 @@ def _segment_parser(sub) -> argparse.ArgumentParser:
 
 
 WORKING_SIZE_HELP = ("megapixels the layers are computed at; larger photos are upsampled edge-aware "
-                     "(default: 0.08 in fast mode, 0.3 in reference mode)")
+                     f"(default: {FAST_WORKING_PIXELS / 1e6:g} in fast mode, "
+                     f"{REFERENCE_WORKING_PIXELS / 1e6:g} in reference mode)")
 
 
 def _gui_parser(sub) -> argparse.ArgumentParser:

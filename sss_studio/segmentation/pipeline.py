@@ -44,23 +44,24 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MODE", "Cancelled", "SegmenterParams", "SegmentationResult", "Segmenter", "STAGES",
            "working_shape"]
 
-# Stage names in order, with a rough share of the run time (for an overall progress figure).
+# Stage names in order, with a rough share of the run time (for an overall progress
+# figure): the fast mode's cold run at 640×480 (docs/solver.md, "The band's Laplacian").
 STAGES: list[tuple[str, float]] = [
     ("resize", 0.0),
     ("embedding", 0.05),
-    ("features", 0.03),
-    ("superpixels", 0.03),
-    ("affinities", 0.04),
-    ("eigenvectors", 0.30),
-    ("initial segments", 0.01),
-    ("soft segments", 0.35),
+    ("features", 0.01),
+    ("superpixels", 0.01),
+    ("affinities", 0.02),
+    ("eigenvectors", 0.53),
+    ("initial segments", 0.04),
+    ("soft segments", 0.16),
     ("grouping", 0.01),
-    ("refining layers", 0.17),
+    ("refining layers", 0.02),
     ("classes", 0.0),
     ("naming", 0.01),
-    ("upsampling", 0.02),
+    ("upsampling", 0.01),
     ("seed graph", 0.0),
-    ("edges", 0.08),
+    ("edges", 0.15),
 ]
 _TOTAL = sum(share for _, share in STAGES)
 _START: dict[str, tuple[float, float]] = {}
