@@ -16,9 +16,10 @@ from .params import AffinityWeights
 from .superpixels import Superpixels
 
 
-# 5×5 neighbourhood offsets, in increasing flat-index order for any width ≥ 5.
-_OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
-_WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+# 5×5 neighbourhood offsets, in increasing flat-index order for any width ≥ 5 (a
+# matting Laplacian row's columns), and the cells of a 3×3 matting window.
+OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
 def matting_affinity(image: np.ndarray, eps: float = 1e-7) -> sp.csr_matrix:
@@ -34,7 +35,7 @@ def matting_affinity(image: np.ndarray, eps: float = 1e-7) -> sp.csr_matrix:
         raise ValueError("the photo must be at least 3×3 pixels")
     hc, wc = h - 2, w - 2
     # Window pixels: 9 views of shape hc×wc×3.
-    win = [img[1 + dy : 1 + dy + hc, 1 + dx : 1 + dx + wc] for dy, dx in _WINDOW]
+    win = [img[1 + dy : 1 + dy + hc, 1 + dx : 1 + dx + wc] for dy, dx in WINDOW]
     mu = sum(win) / 9.0
     d = [x - mu for x in win]
     cov = sum(np.einsum("hwi,hwj->hwij", x, x) for x in d) / 9.0
@@ -43,15 +44,15 @@ def matting_affinity(image: np.ndarray, eps: float = 1e-7) -> sp.csr_matrix:
     md = [np.einsum("hwij,hwj->hwi", inv, x) for x in d]
 
     diag = np.zeros((25, h, w))
-    for a, (ay, ax) in enumerate(_WINDOW):
-        for b, (by, bx) in enumerate(_WINDOW):
+    for a, (ay, ax) in enumerate(WINDOW):
+        for b, (by, bx) in enumerate(WINDOW):
             if b < a:
                 continue
             val = (1.0 + np.einsum("hwi,hwi->hw", d[a], md[b])) / 9.0
-            k = _OFFSETS.index((by - ay, bx - ax))
+            k = OFFSETS.index((by - ay, bx - ax))
             diag[k, 1 + ay : 1 + ay + hc, 1 + ax : 1 + ax + wc] += val
             if b != a:
-                kt = _OFFSETS.index((ay - by, ax - bx))
+                kt = OFFSETS.index((ay - by, ax - bx))
                 diag[kt, 1 + by : 1 + by + hc, 1 + bx : 1 + bx + wc] += val
     return _offsets_to_csr(diag, h, w)
 
@@ -61,7 +62,7 @@ def _offsets_to_csr(diag: np.ndarray, h: int, w: int) -> sp.csr_matrix:
     rows, cols = np.divmod(np.arange(n), w)
     col_idx = np.empty((n, 25), np.int64)
     valid = np.empty((n, 25), bool)
-    for k, (dy, dx) in enumerate(_OFFSETS):
+    for k, (dy, dx) in enumerate(OFFSETS):
         r, c = rows + dy, cols + dx
         valid[:, k] = (r >= 0) & (r < h) & (c >= 0) & (c < w)
         col_idx[:, k] = r * w + c

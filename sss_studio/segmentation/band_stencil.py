@@ -13,8 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-OFFSETS = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]   # stencil column o ↔ OFFSETS[o]
+from .affinity import OFFSETS, WINDOW   # stencil column o ↔ OFFSETS[o]
 
 try:
     import numba

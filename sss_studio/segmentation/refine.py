@@ -31,12 +31,14 @@ import cv2
 import numpy as np
 import scipy.sparse as sp
 
-from .band_stencil import OFFSETS, band_stencil
+from .affinity import OFFSETS
+from .band_stencil import band_stencil
 from .cancel import CancelFn, ProgressFn, check, report
 from .column_cg import cg_columns
 from .params import RefineParams
 from ..resize import AREA, LINEAR, resize
 from .sparsify import image_gradient, normalise_planes_inplace
+
 
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
