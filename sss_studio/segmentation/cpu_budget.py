@@ -11,11 +11,14 @@ free when it starts and uses that many threads in every pool.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import time
 from typing import Iterator, Optional
 
 SAMPLE_S = 0.05
+# The threads of the run in progress in this thread (thread_budget), None outside one.
+_budget: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("sss_thread_budget", default=None)
 
 
 def usable_cores() -> int:
@@ -72,6 +75,7 @@ def free_cores(sample_s: float = SAMPLE_S) -> int:
 def thread_budget(n: int) -> Iterator[int]:
     """Every pool (BLAS, OpenMP, numba in this thread) limited to ``n`` threads inside."""
     n = max(1, int(n))
+    token = _budget.set(n)
     limiter = None
     try:
         from threadpoolctl import threadpool_limits
@@ -96,3 +100,10 @@ def thread_budget(n: int) -> Iterator[int]:
             numba.set_num_threads(previous)
         if limiter is not None:
             limiter.restore_original_limits()
+        _budget.reset(token)
+
+
+def current_threads() -> int:
+    """The thread budget of the run in progress in this thread; all usable cores outside one."""
+    n = _budget.get()
+    return usable_cores() if n is None else n

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dense import eigh, gram
 from .guided_filter import guided_filter
 from .params import FeatureParams
 
@@ -14,8 +15,8 @@ def pca_project(features: np.ndarray, dims: int) -> np.ndarray:
     shape = features.shape
     f = features.reshape(-1, shape[-1]).astype(np.float64)
     f = f - f.mean(axis=0)
-    cov = f.T @ f
-    vals, vecs = np.linalg.eigh(cov)
+    cov = gram(f)
+    vals, vecs = eigh(cov)
     order = np.argsort(vals)[::-1][:dims]
     proj = vecs[:, order]
     # Fix the sign of each axis so results repeat exactly across runs/platforms.

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from .cancel import CancelFn
+from .dense import gram
 from .guided_filter import guided_filter, guided_upsample
 from .params import RefineParams, SeedParams
 from .column_cg import cg_columns
@@ -112,7 +113,7 @@ def _taker(layers_sp: np.ndarray, sizes: np.ndarray, features: np.ndarray) -> Ca
     sure = layers_sp > 0.9                                             # S×K
     weight = sure * sizes[:, None]
     has = weight.sum(axis=0) > 0
-    means = (weight.T @ features) / np.maximum(weight.sum(axis=0), 1e-12)[:, None]   # K×D
+    means = gram(weight, features) / np.maximum(weight.sum(axis=0), 1e-12)[:, None]   # K×D
     total = (layers_sp * sizes[:, None]).sum(axis=0)
 
     def taker(k: int, s: int) -> int:

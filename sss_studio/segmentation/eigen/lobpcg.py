@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ..cancel import CancelFn, ProgressFn, check, report
+from ..dense import eigh, gram, tall_dot
 
 
 def _orthonormalise(S: np.ndarray, drop: Optional[float] = None) -> np.ndarray:
@@ -17,17 +18,17 @@ def _orthonormalise(S: np.ndarray, drop: Optional[float] = None) -> np.ndarray:
         drop = 1e-10 if S.dtype == np.float64 else 1e-5
     # The column scaling is applied to the small Gram and folded into the final m×m
     # factor: no scaled N×m copy of S (two passes over the block fewer).
-    G = (S.T @ S).astype(np.float64)
+    G = gram(S).astype(np.float64)
     d = np.sqrt(np.maximum(np.diag(G), 1e-30))
-    w, V = np.linalg.eigh(G / d[:, None] / d[None, :])
+    w, V = eigh(G / d[:, None] / d[None, :])
     keep = w > drop * w.max()
-    return S @ ((V[:, keep] / np.sqrt(w[keep])) / d[:, None]).astype(S.dtype)
+    return tall_dot(S, ((V[:, keep] / np.sqrt(w[keep])) / d[:, None]).astype(S.dtype))
 
 
 def _rayleigh_ritz(Q: np.ndarray, AQ: np.ndarray, k: int):
-    G = (Q.T @ AQ).astype(np.float64)
+    G = gram(Q, AQ).astype(np.float64)
     G = (G + G.T) * 0.5
-    w, C = np.linalg.eigh(G)
+    w, C = eigh(G)
     return w[:k], C[:, :k].astype(Q.dtype)
 
 
@@ -88,14 +89,14 @@ def lobpcg(
         info.active.append(W.shape[1])
         S = W if P is None else np.concatenate([W, P[:, active]], axis=1)
         for _ in range(2):  # twice is enough (one pass loses orthogonality once R is small)
-            S -= X @ (X.T @ S)
+            S -= tall_dot(X, gram(X, S))
         S = _orthonormalise(S)
         AS = matmul(S)
         # Gram of [X S] with A: [[Λ, XᵀAS], [·, SᵀAS]].
-        XAS = X.T @ AS
-        SAS = S.T @ AS
+        XAS = gram(X, AS)
+        SAS = gram(S, AS)
         G = np.block([[np.diag(lam), XAS], [XAS.T, (SAS + SAS.T) * 0.5]]).astype(np.float64)
-        lam_all, C = np.linalg.eigh(G)
+        lam_all, C = eigh(G)
         lam, C = lam_all[:m], C[:, :m].astype(X.dtype)
         Cx, Cs = C[:m], C[m:]
         P = S @ Cs
