@@ -43,16 +43,19 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 SOURCES = ("alphamatting_com", "bsds500", "coco128")
 
 
-def pick(corpus: pathlib.Path, limit: int) -> list[dict]:
-    """Every alpha-matte photo, then ``limit`` photos each of BSDS500 (validation first)
-    and COCO panoptic."""
+def pick(corpus: pathlib.Path, limit: int, skip: int = 0, mattes: bool = True) -> list[dict]:
+    """Every alpha-matte photo (unless ``mattes`` is off), then ``limit`` photos each of
+    BSDS500 (validation first) and COCO panoptic, after the first ``skip`` of each."""
     rows = list(csv.DictReader(open(corpus / "manifest.csv")))
     out = []
     for src in SOURCES:
         group = [r for r in rows if r["source"] == src and any(
             t in r["gt_path"] for t in ("_alpha.png", "_seg1.png", "_pan.png"))]
         group.sort(key=lambda r: (not r["path"].split("/")[-1].startswith("val_"), r["path"]))
-        out += group if src == "alphamatting_com" else group[:limit]
+        if src == "alphamatting_com":
+            out += group if mattes else []
+        else:
+            out += group[skip:skip + limit]
     return out
 
 
@@ -142,6 +145,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=pathlib.Path, default=PHOTOS)
     ap.add_argument("--limit", type=int, default=8, help="photos each of BSDS500 and COCO (all mattes are used)")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N of BSDS500 and of COCO (a held-out check)")
+    ap.add_argument("--no-mattes", action="store_true", help="leave out the alpha-matte photos")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--candidate", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
@@ -154,7 +159,7 @@ def main() -> None:
         raise SystemExit(f"no photo corpus at {a.corpus} (--corpus): this benchmark needs photos with ground truth")
     configs = ([] if a.no_defaults else [("defaults", {})]) + [
         (c[0], dict(x.split("=", 1) for x in c[1:])) for c in a.candidate]
-    rows = pick(a.corpus, a.limit)
+    rows = pick(a.corpus, a.limit, a.skip, not a.no_mattes)
     tasks = [(a.corpus, r, name, ov, s) for name, ov in configs for s in a.seeds for r in rows]
     with get_context("spawn").Pool(a.jobs, maxtasksperchild=4) as pool:
         runs = list(pool.imap_unordered(one_run, tasks))
