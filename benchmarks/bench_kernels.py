@@ -41,7 +41,8 @@ def main() -> None:
 
     from sss_studio.segmentation import kmeans as K
     from sss_studio.segmentation.affinity import build_laplacian
-    from sss_studio.segmentation.eigen._kernels import blas_threads, spmm
+    from sss_studio.segmentation.cpu_budget import blas_threads
+    from sss_studio.segmentation.eigen._kernels import spmm
     from sss_studio.segmentation.features import preprocess_features
     from sss_studio.segmentation.params import SegmenterParams
     from sss_studio.segmentation.pipeline import working_shape

@@ -19,6 +19,7 @@ from typing import Iterator, Optional
 SAMPLE_S = 0.05
 # The threads of the run in progress in this thread (thread_budget), None outside one.
 _budget: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("sss_thread_budget", default=None)
+_controller = None   # threadpoolctl's view of the loaded BLAS libraries, found once (a scan costs ms)
 
 
 def usable_cores() -> int:
@@ -69,6 +70,22 @@ def free_cores(sample_s: float = SAMPLE_S) -> int:
     if busy is None:
         return cores
     return int(min(cores, max(1, round(cores - busy))))
+
+
+def blas_threads(n: int):
+    """Context manager capping the BLAS pools (numpy's and scipy's OpenBLAS are separate
+    copies; both threaded on a busy 2-core machine made dense steps 10–30× slower here).
+    A no-op when threadpoolctl is not installed or ``n`` ≤ 0."""
+    global _controller
+    if n <= 0:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=n, user_api="blas")
 
 
 @contextlib.contextmanager

@@ -7,23 +7,24 @@ of the sparsification amplify such 1e-13 differences into other layers, and a ru
 its threads to the cores free when it starts: the same photo gave different layers on
 an idle and on a busy machine (docs/solver.md, "The same layers on any thread count").
 
-* ``gram``: the rows are cut into blocks of a fixed size, each block's product runs on
-  one BLAS thread (the blocks in parallel, on the run's threads) and the partial
-  products are added in block order, so the result depends on N only.
-* ``eigh`` and ``one_blas_thread``: small dense factorisations on one BLAS thread
-  (they are too small for a second thread to pay).
+* ``gram``: the product is cut into pieces that depend on the shapes only (blocks of
+  rows, whose partial products are added in order, or blocks of columns for a wide
+  result); each piece runs on one BLAS thread, the pieces in parallel on the run's
+  threads.
+* ``tall_dot``: a one-column product without BLAS.
+* ``eigh`` (and ``cpu_budget.blas_threads(1)`` around other small factorisations): on
+  one BLAS thread; they are too small for a second thread to pay.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
 
-from .cpu_budget import current_threads
+from .cpu_budget import blas_threads, current_threads
 
 BLOCK_ROWS = 2048   # about; pieces come in fours of equal size, so that two or four threads share them evenly
 WIDE = 512          # columns of B from which a product is cut by columns, not rows
@@ -31,29 +32,17 @@ WIDE = 512          # columns of B from which a product is cut by columns, not r
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
 _lock = threading.Lock()
-_controller = None
 
 
 def _executor(n: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sss-dense")
             _pool_size = n
         return _pool
-
-
-def one_blas_thread():
-    """A context in which every BLAS library runs on one thread (their pools are
-    process-wide). A no-op without threadpoolctl."""
-    global _controller
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
 
 
 def gram(A: np.ndarray, B: Optional[np.ndarray] = None) -> np.ndarray:
@@ -86,7 +75,7 @@ def gram(A: np.ndarray, B: Optional[np.ndarray] = None) -> np.ndarray:
 
     small = n * m * p < 2_000_000   # a hand-over to the pool costs more
     threads = 1 if small else min(current_threads(), len(spans))
-    with one_blas_thread():
+    with blas_threads(1):
         if threads <= 1:
             parts = [piece(s) for s in spans]
         else:
@@ -111,5 +100,5 @@ def tall_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def eigh(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix."""
-    with one_blas_thread():
+    with blas_threads(1):
         return np.linalg.eigh(G)

@@ -14,7 +14,8 @@ from skimage.filters import farid_h, farid_v
 
 from .cancel import CancelFn, ProgressFn, check, report
 from .eigen._kernels import spmm
-from .dense import gram, one_blas_thread
+from .cpu_budget import blas_threads
+from .dense import gram
 from .kmeans import kmeans
 from .params import ConstrainedParams, GroupingParams, RelaxedParams
 
@@ -130,7 +131,7 @@ def constrained_sparsify(
         c = scale * (Ee1[:, :-1] + Ee0[:, -1:])            # m×(C'−1)
         # One batched solve gives A_k⁻¹·c_k and A_k⁻¹ (for M = Σ A_k⁻¹).
         rhs = np.concatenate([c.T[:, :, None], np.broadcast_to(eye, A.shape)], axis=2)
-        with one_blas_thread():   # small systems: the same bits on any thread count
+        with blas_threads(1):   # small systems: the same bits on any thread count
             sol = np.linalg.solve(A, rhs)
             Ainv_c, Ainv = sol[:, :, 0], sol[:, :, 1:]
             # s = Σ y_k:  (I + M·A_C) s = Σ A_k⁻¹ c_k,  M = Σ A_k⁻¹
@@ -266,7 +267,7 @@ def relaxed_sparsify(
                 return inv_diag * v
 
         M = spla.LinearOperator((n * k, n * k), matvec=precond, dtype=np.float64)
-        with one_blas_thread():   # its dot products: the same bits on any thread count
+        with blas_threads(1):   # its dot products: the same bits on any thread count
             sol, _ = spla.cg(A, b.ravel(), x0=x0.ravel(), rtol=params.cg_tol, maxiter=maxiter, M=M,
                              callback=lambda _: check(cancel))
         return sol.reshape(n, k)

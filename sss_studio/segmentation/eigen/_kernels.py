@@ -44,18 +44,3 @@ def spmm(A: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
     out = np.empty((A.shape[0], X.shape[1]), X.dtype)
     _csr_block(A.indptr, A.indices, data, X, out)
     return out
-
-
-def blas_threads(n: int):
-    """Context manager capping the BLAS pools (numpy's and scipy's OpenBLAS are separate
-    copies; both threaded on a busy 2-core machine made dense steps 10–30× slower here).
-    A no-op when threadpoolctl is not installed or ``n`` ≤ 0."""
-    import contextlib
-
-    if n <= 0:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")

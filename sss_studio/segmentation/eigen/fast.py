@@ -29,7 +29,8 @@ import scipy.sparse as sp
 from ..._threads_env import idle_threads_sleep
 from ..cancel import CancelFn, ProgressFn, check, report
 from ..params import AMGParams, FastEigenParams
-from ._kernels import blas_threads, spmm
+from ..cpu_budget import blas_threads
+from ._kernels import spmm
 from .amg import BlockVCycle, SubCycle, near_nullspace
 from .basis import EigenBasis
 from .lobpcg import _orthonormalise, _rayleigh_ritz, lobpcg
