@@ -38,8 +38,8 @@ def _executor(n: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < n:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
+            # The outgrown pool is only dropped, not shut down: a run in another thread may
+            # hold it and not have submitted yet; its threads end once nothing refers to it.
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="sss-dense")
             _pool_size = n
         return _pool
