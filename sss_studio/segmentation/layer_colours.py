@@ -5,8 +5,9 @@ the photo's colours carries the old background's share into any new composite. T
 estimates F for one layer against the rest of the photo with blur fusion (Forte and
 Pitié, "Approximate fast foreground colour estimation", ICIP 2021): local α-weighted
 means of the foreground and background, then the residual of the compositing equation
-given back in proportion to α; a wide pass, then a narrow one. Box filters only, O(N)
-at any radius. Where α is 1 the result is the photo's colour exactly.
+given back to both in proportion to α and 1 − α; a wide pass, a narrow one and a third
+of a pixel or two (docs/solver.md, "Layer colours judged on composites"). Box filters
+only, O(N) at any radius. Where α is 1 the result is the photo's colour exactly.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ def _box(x: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def colour_radii(h: int, w: int) -> tuple[int, int]:
-    """The two passes' radii: 90 and 6 pixels for a 1-megapixel photo, in proportion to
-    the photo's side."""
+def colour_radii(h: int, w: int) -> tuple[int, int, int]:
+    """The three passes' radii: 90, 6 and 2 pixels for a 1-megapixel photo, in proportion
+    to the photo's side."""
     s = (h * w / 1e6) ** 0.5
-    return max(3, round(90 * s)), max(1, round(6 * s))
+    return max(3, round(90 * s)), max(1, round(6 * s)), max(1, round(2 * s))
 
 
 def layer_colours(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -40,6 +41,7 @@ def layer_colours(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         mean_a = _box(a, radius)[:, :, None]
         fg_mean = _box(fg * a3, radius) / (mean_a + 1e-5)
         bg_mean = _box(bg * (1.0 - a3), radius) / (1.0 - mean_a + 1e-5)
-        fg = np.clip(fg_mean + a3 * (image - a3 * fg_mean - (1.0 - a3) * bg_mean), 0.0, 1.0)
-        bg = bg_mean
+        residual = image - a3 * fg_mean - (1.0 - a3) * bg_mean
+        fg = np.clip(fg_mean + a3 * residual, 0.0, 1.0)
+        bg = np.clip(bg_mean + (1.0 - a3) * residual, 0.0, 1.0)
     return np.where(soft[:, :, None], fg, image).astype(np.float32)
