@@ -26,7 +26,26 @@ def test_composited_on_a_new_background_the_layer_colours_beat_the_photo_colours
     est = layer_colours(photo, alpha)
     ours = np.abs(a * est + (1 - a) * new_bg - truth).sum()
     raw = np.abs(a * photo + (1 - a) * new_bg - truth).sum()
-    assert ours < 0.5 * raw
+    assert ours < 0.4 * raw     # 0.35 (two passes without the background's correction: 0.40)
+
+
+def test_over_a_striped_background_the_old_background_is_taken_out_too():
+    # A busy background behind soft strands: the background's local mean is itself
+    # corrected by the compositing residual (blur fusion as Forte and Pitié give it).
+    h, w = 160, 200
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    alpha = np.clip((w * 0.5 - xx) / 10.0 + 0.5, 0, 1)
+    alpha = np.maximum(alpha, 0.5 * (np.abs(np.sin(yy / 4.0 + xx / 30.0)) > 0.85) * (xx < w * 0.8))
+    fg = np.stack([0.85 - 0.3 * yy / h, 0.55 + 0.1 * xx / w, 0.25 + 0.0 * xx], axis=2)
+    stripes = 0.5 + 0.5 * np.sin(xx / 3.0 + yy / 7.0)
+    bg = np.stack([0.1 + 0.3 * stripes, 0.3 + 0.4 * (1 - stripes), 0.9 - 0.3 * stripes], axis=2)
+    a = alpha[:, :, None]
+    photo = (a * fg + (1 - a) * bg).astype(np.float32)
+    new_bg = np.array([0.2, 0.9, 0.2], np.float32)
+    truth = a * fg + (1 - a) * new_bg
+    ours = np.abs(a * layer_colours(photo, alpha.astype(np.float32)) + (1 - a) * new_bg - truth).sum()
+    raw = np.abs(a * photo + (1 - a) * new_bg - truth).sum()
+    assert ours < 0.57 * raw    # 0.54 (the mean alone, two passes: 0.60)
 
 
 def test_opaque_pixels_keep_the_photo_colour_exactly():
