@@ -282,7 +282,8 @@ def _soft_run(args) -> dict:
     e = load_entry(pathlib.Path(photos_dir), key, 10_000)      # the corpus photo's own size
     p = SegmenterParams(seed=seed)
     if config == "before":   # the fast mode as it was: the reference's IRLS floor, no refinement
-        p = replace(p, relaxed=replace(p.relaxed, floor=0.01), refine=replace(p.refine, enabled=False))
+        p = replace(p, relaxed=replace(p.relaxed, floor=0.01, iterations=4, gamma_min=0.9, sparsity_weight=1.0),
+                    refine=replace(p.refine, enabled=False))
     elif config == "small":  # a 0.005 MP working size: how the refinement does where upsampling is large
         p = replace(p, working_pixels=5_000)
     seg = Segmenter(p, embedding_model=EmbeddingModel())

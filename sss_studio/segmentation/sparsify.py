@@ -231,10 +231,12 @@ def relaxed_sparsify(
     cancel: CancelFn = None,
     progress: ProgressFn = None,
 ) -> np.ndarray:
-    """Refine N×K layers: per-pixel sparsity (γ_p = min(|∇I|, 0.1) + 0.9), Laplacian
-    smoothness and a soft sum-to-one (δ), by IRLS with block conjugate gradients."""
+    """Refine N×K layers: per-pixel sparsity (γ_p = min(γ_min + |∇I|, 1), weighted
+    against the fidelity to the grouping), Laplacian smoothness and a soft sum-to-one (δ),
+    by IRLS with block conjugate gradients."""
     n, k = layers.shape
-    gamma = (np.minimum(image_gradient(image).ravel(), 0.1) + 0.9)[:, None]
+    g0 = params.gamma_min
+    gamma = (np.minimum(image_gradient(image).ravel(), 1.0 - g0) + g0)[:, None]
     x_init = layers.astype(np.float64).copy()
     x_init[x_init < 0.1] = 0.0
     x_init[x_init > 0.9] = 1.0
@@ -277,7 +279,8 @@ def relaxed_sparsify(
         check(cancel)
         u = np.maximum(np.abs(x), params.floor) ** (gamma - 2.0)
         v = np.maximum(np.abs(1.0 - x), params.floor) ** (gamma - 2.0)
-        x = solve(u + v + 1.0, v + x_init + delta, x, params.cg_iterations)
+        sw = params.sparsity_weight
+        x = solve(sw * (u + v) + 1.0, sw * v + x_init + delta, x, params.cg_iterations)
         report(progress, "refining layers", (it + 1) / (params.iterations + 2))
     x = solve(np.ones((n, 1)), x + delta, x, params.final_cg_iterations)
     report(progress, "refining layers", 1.0)
