@@ -307,6 +307,7 @@ def reference_foreground(img: np.ndarray, alpha: np.ndarray, smooth: float = 1e-
     foreground is then known exactly (``composite_entry``); never the app's estimator."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import splu
+    from sss_studio.segmentation.affinity import laplacian_from_affinity
 
     h, w = alpha.shape
     n = h * w
@@ -316,8 +317,7 @@ def reference_foreground(img: np.ndarray, alpha: np.ndarray, smooth: float = 1e-
     i = np.concatenate([p[0] for p in pairs])
     j = np.concatenate([p[1] for p in pairs])
     wt = smooth + edge * np.abs(a[i] - a[j])
-    W = sp.coo_matrix((np.r_[wt, wt], (np.r_[i, j], np.r_[j, i])), shape=(n, n)).tocsr()
-    lap = sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W
+    lap = laplacian_from_affinity(sp.coo_matrix((np.r_[wt, wt], (np.r_[i, j], np.r_[j, i])), shape=(n, n)))
     D = sp.hstack([sp.diags(a), sp.diags(1.0 - a)]).tocsr()           # n × 2n: αF + (1 − α)B
     A = (D.T @ D + sp.block_diag([lap, lap]) + pull * sp.identity(2 * n)).tocsc()
     I = img.reshape(n, 3).astype(np.float64)

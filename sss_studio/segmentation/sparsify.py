@@ -274,12 +274,12 @@ def relaxed_sparsify(
                              callback=lambda _: check(cancel))
         return sol.reshape(n, k)
 
+    sw = params.sparsity_weight
     x = x_init.copy()
     for it in range(params.iterations):
         check(cancel)
         u = np.maximum(np.abs(x), params.floor) ** (gamma - 2.0)
         v = np.maximum(np.abs(1.0 - x), params.floor) ** (gamma - 2.0)
-        sw = params.sparsity_weight
         x = solve(sw * (u + v) + 1.0, sw * v + x_init + delta, x, params.cg_iterations)
         report(progress, "refining layers", (it + 1) / (params.iterations + 2))
     x = solve(np.ones((n, 1)), x + delta, x, params.final_cg_iterations)
