@@ -53,3 +53,25 @@ def test_preprocess_features_gives_three_channels_in_unit_range():
     f = preprocess_features(img, emb, FeatureParams())
     assert f.shape == (24, 32, 3) and f.dtype == np.float32
     assert np.allclose(f.reshape(-1, 3).min(0), 0) and np.allclose(f.reshape(-1, 3).max(0), 1)
+
+
+def test_shared_scale_keeps_the_embeddings_distances_up_to_one_factor():
+    # The fast preset's features: 4 components, all scaled by the widest one's range, so a
+    # weak (noisy) component is not stretched to the strong ones' range as per-component
+    # min-max does; pixel-to-pixel distances are the filtered embedding's, times one factor.
+    rng = np.random.default_rng(4)
+    img = np.full((24, 32, 3), 0.5, np.float32)       # flat guide: the guided filter is a box blur
+    strengths = np.array([4.0, 2.0, 1.0, 0.25, 0.01])
+    emb = (rng.normal(size=(24, 32, 5)) * strengths).astype(np.float32)
+    emb = emb @ np.linalg.qr(rng.normal(size=(16, 16)))[0][:5].astype(np.float32)   # 16-D, mixed
+    params = FeatureParams(dims=4, shared_scale=True, clamp=100.0)
+    f = preprocess_features(img, emb, params).reshape(-1, 4)
+    assert f.min() >= 0.0 and np.isclose(f.max(), 1.0)
+    assert np.isclose(f.max(axis=0).max(), 1.0) and f.max(axis=0).min() < 0.5   # ranges kept unequal
+    filtered = guided_filter(img, emb, params.filter_size, params.filter_eps).reshape(-1, 16)
+    d_emb = np.linalg.norm(filtered[:60, None] - filtered[None, :60], axis=2)
+    d_feat = np.linalg.norm(f[:60, None] - f[None, :60], axis=2)
+    factor = d_feat[d_emb > 0].mean() / d_emb[d_emb > 0].mean()
+    np.testing.assert_allclose(d_feat, factor * d_emb, atol=0.02)
+    per_component = preprocess_features(img, emb, FeatureParams(dims=4, clamp=100.0)).reshape(-1, 4)
+    assert np.allclose(per_component.max(axis=0), 1.0)                      # the paper's way, for contrast

@@ -36,12 +36,16 @@ def minmax_channels(features: np.ndarray) -> np.ndarray:
 def preprocess_features(
     image: np.ndarray, embedding: np.ndarray, params: FeatureParams = FeatureParams()
 ) -> np.ndarray:
-    """Raw H×W×D embedding → H×W×3 features in [0,1]: clamp, guided filter, PCA-3, min-max.
+    """Raw H×W×D embedding → H×W×``params.dims`` features in [0,1]: clamp, guided filter,
+    PCA, min-max (each component on its own, as the paper does; or with
+    ``params.shared_scale`` all by the widest component's range, so that the features'
+    distances are the filtered embedding's up to one factor and a weak component's
+    noise is not stretched to the strong ones' range: docs/solver.md has the measurements).
 
     The guided filter is linear in the filtered signal, so filtering the embedding's
     projection on its top ``pre_pca_dims`` principal axes equals projecting the
     filtered embedding on those axes: we filter 32 channels instead of up to 512,
-    and the final PCA-3 comes from that subspace (which holds nearly all variance).
+    and the final PCA comes from that subspace (which holds nearly all variance).
     """
     if embedding.ndim != 3 or embedding.shape[:2] != image.shape[:2]:
         raise ValueError(
@@ -51,9 +55,14 @@ def preprocess_features(
     if f.shape[2] > params.pre_pca_dims:
         f = pca_project(f, params.pre_pca_dims)
     f = guided_filter(image, f, params.filter_size, params.filter_eps)
-    if f.shape[2] > 3:
-        f = pca_project(f, 3)
-    return minmax_channels(f)
+    if f.shape[2] > params.dims:
+        f = pca_project(f, params.dims)
+    if not params.shared_scale:
+        return minmax_channels(f)
+    flat = f.reshape(-1, f.shape[-1])
+    lo = flat.min(axis=0)
+    span = float((flat.max(axis=0) - lo).max())   # the first component's range, nearly always
+    return (f - lo) / np.float32(max(span, 1e-12))
 
 
 def check_feature_size(features: np.ndarray, image: np.ndarray) -> None:

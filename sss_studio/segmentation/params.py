@@ -46,6 +46,9 @@ class FeatureParams:
     filter_eps: float = 0.01    # guided filter ε for a guide in [0, 1]
     pre_pca_dims: int = 32      # see features.preprocess_features
     embed_photo: bool = True    # the network sees the photo (up to its max side), not the working-size copy
+    dims: int = 3               # principal components kept (the paper: 3) …
+    shared_scale: bool = False  # … each min-max scaled on its own (the paper), or all by the widest one's
+                                # range, so that distances stay the embedding's up to one factor
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ FAST_EIGEN = FastEigenParams(
 )
 FAST_CONSTRAINED = ConstrainedParams(pixel_stride=4, tol=1e-3, warm_iterations=5)
 FAST_GROUPING = GroupingParams(n_init=20)
+FAST_FEATURES = FeatureParams(dims=4, shared_scale=True)
 # A stronger sparsity than the paper's (γ from 0.8, weight 3, 10 steps) settles the
 # mixtures of two layers over whole regions that soft layers lost to hard ones on
 # (docs/solver.md, "Mixtures over whole regions").
@@ -225,7 +229,7 @@ class SegmenterParams:
     seed: int = 0                      # every random step: k-means and the eigensolvers' starts
     clip_layers: bool = True           # final layers clipped to [0, 1], renormalised
     weights: AffinityWeights = AffinityWeights()
-    features: FeatureParams = FeatureParams()
+    features: FeatureParams = FAST_FEATURES
     superpixels: SuperpixelParams = SuperpixelParams()
     eigen: Union[EigenParams, FastEigenParams] = FAST_EIGEN
     constrained: ConstrainedParams = FAST_CONSTRAINED
@@ -255,7 +259,7 @@ class SegmenterParams:
         if mode == "fast":
             base = cls()
         elif mode == "reference":
-            base = cls(mode="reference", working_pixels=REFERENCE_WORKING_PIXELS, eigen=EigenParams(),
+            base = cls(mode="reference", working_pixels=REFERENCE_WORKING_PIXELS, features=FeatureParams(), eigen=EigenParams(),
                        constrained=ConstrainedParams(), grouping=GroupingParams(), relaxed=RelaxedParams(floor=0.01),
                        refine=RefineParams(enabled=False))
         else:
