@@ -52,12 +52,17 @@ DEFAULT_PHOTOS = [f"alphamatting_com/GT0{i}" for i in range(1, 8)] + [
     "bsds500/val_101085", "bsds500/val_101087", "bsds500/val_102061", "bsds500/val_103070", "bsds500/val_105025"]
 
 
-def load_entry(photos_dir: pathlib.Path, key: str, long_side: int = LONG_SIDE) -> dict:
-    """Photo (RGB float32, resized), its ground truth at that size, and the kind of truth."""
+def manifest_row(photos_dir: pathlib.Path, key: str) -> dict:
+    """The manifest's row of a photo (its path without the extension)."""
     rows = {r["path"].rsplit(".", 1)[0]: r for r in csv.DictReader(open(photos_dir / "manifest.csv"))}
     if key not in rows:
         raise SystemExit(f"{key} is not in {photos_dir / 'manifest.csv'}")
-    row = rows[key]
+    return rows[key]
+
+
+def load_entry(photos_dir: pathlib.Path, key: str, long_side: int = LONG_SIDE) -> dict:
+    """Photo (RGB float32, resized), its ground truth at that size, and the kind of truth."""
+    row = manifest_row(photos_dir, key)
     img = cv2.cvtColor(cv2.imread(str(photos_dir / row["path"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     h, w = img.shape[:2]
     s = min(1.0, long_side / max(h, w))
@@ -471,7 +476,7 @@ def _edge_ceiling_run(args) -> dict:
         up = _finish(np.stack([small, 1.0 - small], axis=-1).reshape(-1, 2), img, resize(img, h, w), True)
         score(label + "upsampled", up[0])
         score(label + "refined", refine_layers(img, up, ((H * W) / (h * w)) ** 0.5, preset.refine)[0])
-    row = {r["path"].rsplit(".", 1)[0]: r for r in csv.DictReader(open(pathlib.Path(photos_dir) / "manifest.csv"))}[key]
+    row = manifest_row(pathlib.Path(photos_dir), key)
     for name in ("trimap1", "trimap2"):
         path = [q for q in row["gt_path"].split(";") if q.endswith(f"_{name}.png")]
         if path:

@@ -26,11 +26,14 @@ def pca_project(features: np.ndarray, dims: int) -> np.ndarray:
     return out.reshape(*shape[:-1], out.shape[-1])
 
 
-def minmax_channels(features: np.ndarray) -> np.ndarray:
+def minmax_channels(features: np.ndarray, shared: bool = False) -> np.ndarray:
+    """Each channel to [0, 1]; with ``shared`` all channels divided by the widest one's
+    range (the first principal component's, nearly always), so distances keep their
+    proportions."""
     f = features.astype(np.float32)
     lo = f.reshape(-1, f.shape[-1]).min(axis=0)
-    hi = f.reshape(-1, f.shape[-1]).max(axis=0)
-    return (f - lo) / np.maximum(hi - lo, 1e-12)
+    span = f.reshape(-1, f.shape[-1]).max(axis=0) - lo
+    return (f - lo) / np.maximum(span.max() if shared else span, 1e-12)
 
 
 def preprocess_features(
@@ -57,12 +60,7 @@ def preprocess_features(
     f = guided_filter(image, f, params.filter_size, params.filter_eps)
     if f.shape[2] > params.dims:
         f = pca_project(f, params.dims)
-    if not params.shared_scale:
-        return minmax_channels(f)
-    flat = f.reshape(-1, f.shape[-1])
-    lo = flat.min(axis=0)
-    span = float((flat.max(axis=0) - lo).max())   # the first component's range, nearly always
-    return (f - lo) / np.float32(max(span, 1e-12))
+    return minmax_channels(f, shared=params.shared_scale)
 
 
 def check_feature_size(features: np.ndarray, image: np.ndarray) -> None:
