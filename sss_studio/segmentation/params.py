@@ -170,6 +170,7 @@ class RefineParams:
     sparsity_iterations: int = 2
     sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient …
     colour_gradient: bool = True     # … of the colour (RMS over R, G, B); False: of the luminance
+    sparsity_settled: float = 0.05   # … but full pull for a layer the matting solve puts within this of 0 or 1
 
 
 @dataclass(frozen=True)

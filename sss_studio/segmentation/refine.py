@@ -127,9 +127,15 @@ def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unk
     # converge in a few steps where the plain one needs ~100.
     # As there, γ rises to 1 (no pull) with the photo's gradient: a blurred edge has one
     # and keeps its ramp; a flat region has none and gets the full pull.
+    # Texture inside a solid region has gradients too, and there the matting solve leaves
+    # small leaks of the other layers: a layer it puts within ``sparsity_settled`` of 0 or
+    # 1 gets the full pull whatever the gradient (docs/solver.md, "Small leaks").
     g = params.sparsity_gradient
     gamma = (np.minimum(image_gradient(image, params.colour_gradient).ravel()[flat_u], g) / g * (1.0 - params.sparsity)
              + params.sparsity)[:, None]
+    if params.sparsity_settled > 0.0:
+        near = (x < params.sparsity_settled) | (x > 1.0 - params.sparsity_settled)
+        gamma = np.where(near, np.float32(params.sparsity), gamma)
     for _ in range(params.sparsity_iterations):
         u = np.maximum(np.abs(x), params.sparsity_floor) ** (gamma - 2.0)
         v = np.maximum(np.abs(1.0 - x), params.sparsity_floor) ** (gamma - 2.0)
