@@ -14,7 +14,8 @@ settled almost everywhere and blurred guesses along their edges. Here, at full s
    constraints, α̂ the upsampled layers. L·1 = 0 and the constraints and α̂ sum to one,
    so the K solutions sum to one too (up to the solver's tolerance; renormalised after).
    Then a few IRLS steps of the relaxed sparsification's prior push textured solid
-   pixels to 0 or 1, with no pull along the photo's own gradients (blurred edges).
+   pixels to 0 or 1, with no pull along the photo's own gradients (blurred edges)
+   unless the matting solution already puts the layer within a few hundredths of 0 or 1.
 
 The band is solved tile by tile (each tile with a margin of context whose outer ring is
 held at its current values, the tiles before it already refined), so memory is bounded
