@@ -554,10 +554,15 @@ def soft_layers_main(photos_dir: pathlib.Path, seeds: list[int], jobs: int, writ
                     f"{min(a['wins'])}–{max(a['wins'])} of {a['n']} | {cell(m['band'], '.2f')} | "
                     f"{cell(m['haze'], '.3f')} | {cell(m['mse'], '.4f')} | {cell(m['grad'], '.2f')} |")
     secs = {c: np.median([r["seconds"] for r in runs if r["config"] == c]) for c in ("before", "now")}
-    margins = []   # per photo: soft − hard of the refined layers, lowest–highest over the seeds
+    per_photo = []   # the preset, photo by photo: means over the seeds, soft − hard lowest–highest
     for k in keys:
-        d = [r["refined"]["soft"] - r["refined"]["hard"] for r in runs if r["config"] == "now" and r["key"] == k]
-        margins.append(f"{k.split('/')[-1]} {min(d):+.2f} to {max(d):+.2f}")
+        rs = [r for r in runs if r["config"] == "now" and r["key"] == k]
+        up, ref = ({m: np.mean([r[st][m] for r in rs]) for m in rs[0][st]} for st in ("upsampled", "refined"))
+        d = [r["refined"]["soft"] - r["refined"]["hard"] for r in rs]
+        per_photo.append(f"| {k.split('/')[-1]} | {up['soft']:.2f} | {ref['soft']:.2f} | {ref['hard']:.2f} | "
+                         f"{min(d):+.2f} to {max(d):+.2f} | {sum(x < 0 for x in d)} of {len(d)} | "
+                         f"{up['band']:.2f} | {ref['band']:.2f} | {ref['haze']:.3f} | {ref['mse']:.4f} | "
+                         f"{ref['grad']:.2f} |")
     body = "\n".join([
         "## Soft layers vs their hardened version, with the bundled model (bench_truth.py --soft-layers)",
         "",
@@ -574,8 +579,13 @@ def soft_layers_main(photos_dir: pathlib.Path, seeds: list[int], jobs: int, writ
         f"Median run time per photo: {secs['before']:.1f} s before, {secs['now']:.1f} s now (one thread, runs "
         "side by side). Layer colours are judged on composites with a known foreground: `--compositing`.",
         "",
-        "Soft − hard SAD per photo, refined (thousands; negative: the soft layers win), lowest to highest "
-        "over the seeds: " + "; ".join(margins) + ".",
+        "Photo by photo, the preset (means over the seeds; soft − hard of the refined layers, lowest to "
+        "highest over the seeds, negative where the soft layers win; the last five columns as above):",
+        "",
+        "| photo | soft SAD upsampled | soft SAD refined | hard SAD | soft − hard | seeds soft < hard | "
+        "band upsampled | band refined | haze | MSE | gradient error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *per_photo,
     ])
     print(body)
     if write:
