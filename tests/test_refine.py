@@ -11,7 +11,7 @@ import pytest
 from sss_studio.segmentation.cancel import Cancelled
 from sss_studio.segmentation.params import RefineParams, SegmenterParams
 from sss_studio.segmentation.pipeline import Segmenter
-from sss_studio.segmentation.refine import refine_layers, uncertain_band
+from sss_studio.segmentation.refine import missed_structures, refine_layers, uncertain_band
 
 
 def _blurred_disc(h: int = 256, w: int = 320) -> np.ndarray:
@@ -72,12 +72,24 @@ def test_a_blurred_edge_refined_at_full_size_has_at_most_half_the_upsampled_erro
     assert refined.min() >= 0.0 and refined.max() <= 1.0
 
 
-def test_hair_is_no_worse_than_upsampled():
-    # Strands thinner than a working-size pixel are mostly lost before refinement; the
-    # refinement must not lose more (docs/solver.md, "Edge refinement", has the figures).
+def test_hair_refined_at_full_size_has_at_most_half_the_upsampled_error():
+    # Strands thinner than a working-size pixel are lost before refinement; the edges
+    # stage finds them by their colour and solves them at full size.
     up, refined, truth = _run(_hair)
-    assert _band_error(refined, truth) <= _band_error(up, truth)
+    assert _band_error(refined, truth) <= 0.5 * _band_error(up, truth)
     np.testing.assert_allclose(refined.sum(axis=0), 1.0, atol=1e-3)
+
+
+def test_strands_the_working_size_missed_are_found_by_their_colour():
+    up, _, truth = _run(_hair)
+    photo, _, _ = _composite(_hair())
+    found = missed_structures(photo, up)
+    band = uncertain_band(up, 4.0, RefineParams())
+    strands = (truth[0] > 0.5) & ~band & (up[1] > 0.9)   # strand cores the upsampled layers gave away
+    assert strands.sum() > 500
+    assert found[strands].mean() > 0.6
+    assert not found[truth[0] == 0].any()                # nothing in the plain background
+    assert not missed_structures(photo, up, RefineParams(missed_share=1.1)).any()
 
 
 def test_far_from_any_edge_one_layer_is_exactly_one():
@@ -143,11 +155,13 @@ def test_a_slider_re_run_refines_again_only_where_the_layers_moved():
     up0 = np.array(seg.cached("upsampling"))
     if np.abs(up0[0] - truth[0]).sum() > np.abs(up0[1] - truth[0]).sum():   # layer 0: the disc
         truth = truth[::-1]
-    # A small weight change moves no upsampled pixel by 0.02: the previous edges stay.
+    # A small weight change moves few upsampled pixels by 0.02 (a warm re-run's own jitter
+    # reaches about that, with the thread count): everywhere else the previous edges stay.
     second = seg.run(replace(p, weights=replace(p.weights, semantic=p.weights.semantic * 1.5)))
     up1 = seg.cached("upsampling")
-    assert not np.array_equal(up0, up1) and not changed_region(up1 - up0, 4.0, p.refine).any()
-    assert np.array_equal(second.alphas, first.alphas)
+    still = ~changed_region(up1 - up0, 4.0, p.refine)
+    assert not np.array_equal(up0, up1) and still.mean() > 0.9
+    assert np.array_equal(second.alphas[:, still], first.alphas[:, still])
     assert np.abs(second.alphas - refine_layers(photo, up1, 4.0, p.refine)).mean() < 0.005
     # Layers that moved in one place (the disc's rim widened on its right): refined
     # again there, close to a refinement from scratch; bit for bit the same elsewhere.

@@ -171,6 +171,15 @@ class RefineParams:
     sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient …
     colour_gradient: bool = True     # … of the colour (RMS over R, G, B); False: of the luminance
     sparsity_settled: float = 0.05   # … but full pull for a layer the matting solve puts within this of 0 or 1
+    # Structures the working size missed (strands thinner than its pixels): settled pixels
+    # whose colour is a mix of their layer's and another layer's nearby pure colours
+    # (refine.missed_structures) join the band with a weak pull to the upsampled layers.
+    missed: bool = True
+    missed_radius: float = 0.3       # the layers' local colours: box radius, × √(H·W)
+    missed_share: float = 0.25       # the other layer's share of the mix that flags a pixel
+    missed_spread: float = 9.0       # … and its colour this many variances from its layer's mean
+    missed_data_weight: float = 1e-4  # λ on those pixels (the upsampled layers know nothing there)
+    missed_pixels: int = 1_000_000   # looked for at most at this size (cost at 12 MP)
 
 
 @dataclass(frozen=True)

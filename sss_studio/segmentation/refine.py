@@ -72,6 +72,99 @@ def uncertain_band(alphas: np.ndarray, scale: float, params: RefineParams = Refi
     return (cv2.dilate(unsure, _disc(radius)) & near_edge).astype(bool)
 
 
+def _box(x: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def _layer_colour_stats(image: np.ndarray, sq: np.ndarray, mine: np.ndarray, radius: int,
+                        shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local mean colour (hc×wc×3), colour variance (trace) and share of the pixels
+    ``mine`` within ``radius``, at ``shape``: a coarser size, since over so wide a box the
+    means are smooth. ``sq``: the photo's squared colour norm."""
+    h, w = mine.shape
+    hc, wc = shape
+    r = max(1, round(radius * hc / h))
+    m = mine.astype(np.float32)
+    mass = np.maximum(_box(resize(m, hc, wc), r), 1e-6)
+    mean = _box(resize(image * m[:, :, None], hc, wc), r) / mass[:, :, None]
+    spread = np.maximum(_box(resize(sq * m, hc, wc), r) / mass - np.einsum("hwc,hwc->hw", mean, mean), 0.0)
+    return mean, spread, mass
+
+
+def missed_structures(image: np.ndarray, alphas: np.ndarray, params: RefineParams = RefineParams()) -> np.ndarray:
+    """H×W bool: pixels whose colour is a mix of their strongest layer's and another
+    layer's, with more of that other layer than the layers give it: something of it is
+    there that the working size missed (a strand thinner than its pixels).
+
+    Each layer's local colour F and its variance are taken over its pure pixels
+    (α ≥ ``params.confident``) within ``params.missed_radius`` × √(H·W). A pixel of layer
+    t is flagged when its colour is more than ``params.missed_spread`` variances from F_t,
+    and, on the line from F_t to another layer's F_j (at least 0.1 apart, with pure pixels
+    within the radius), it lies at a share s ≥ ``params.missed_share`` of the way, s
+    exceeds α_j by as much, and it is at most half as far from the line as from F_t."""
+    k, h, w = alphas.shape
+    radius = max(1, round(params.missed_radius * math.sqrt(h * w)))
+    f = max(1, radius // 16)
+    coarse = (max(1, -(-h // f)), max(1, -(-w // f)))
+    image = np.asarray(image, np.float32)
+    sq = np.einsum("hwc,hwc->hw", image, image)
+    top = alphas.argmax(axis=0)
+    pure = alphas.max(axis=0) >= params.confident
+    stats = [_layer_colour_stats(image, sq, (top == j) & pure, radius, coarse) for j in range(k)]
+    # Candidates first: pixels unlike their own layer's colours (few), with their offset.
+    # Each layer's coarse mean and variance are brought to full size once.
+    far = np.empty((h, w), np.float32)
+    odd = np.zeros((h, w), bool)
+    own = np.empty_like(image)
+    for t, (mean, spread, _) in enumerate(stats):
+        mine = top == t
+        full = resize(np.concatenate([mean, spread[:, :, None]], axis=2), h, w, LINEAR)
+        np.copyto(own, full[:, :, :3], where=mine[:, :, None])
+        d = image - full[:, :, :3]
+        np.copyto(far, np.einsum("hwc,hwc->hw", d, d), where=mine)
+        odd |= mine & (far > params.missed_spread * full[:, :, 3])
+    flag = np.zeros((h, w), bool)
+    ys, xs = np.nonzero(odd)
+    if not len(ys):
+        return flag
+    ts, own, far = top[ys, xs], own[ys, xs], far[ys, xs]
+    off = image[ys, xs] - own
+    # The other layers' means at the candidates: bilinear from the coarse maps.
+    cy = np.clip((ys + 0.5) * coarse[0] / h - 0.5, 0, coarse[0] - 1)
+    cx = np.clip((xs + 0.5) * coarse[1] / w - 0.5, 0, coarse[1] - 1)
+    y0, x0 = np.minimum(cy.astype(int), coarse[0] - 2).clip(0), np.minimum(cx.astype(int), coarse[1] - 2).clip(0)
+    y1, x1 = np.minimum(y0 + 1, coarse[0] - 1), np.minimum(x0 + 1, coarse[1] - 1)
+    fy, fx = (cy - y0)[:, None], (cx - x0)[:, None]
+
+    def at(m: np.ndarray) -> np.ndarray:
+        m = m.reshape(coarse[0], coarse[1], -1)
+        return ((m[y0, x0] * (1 - fx) + m[y0, x1] * fx) * (1 - fy) + (m[y1, x0] * (1 - fx) + m[y1, x1] * fx) * fy)
+
+    for j, (mean, _, mass) in enumerate(stats):
+        d = at(mean) - own
+        d2 = np.einsum("nc,nc->n", d, d)
+        share = np.einsum("nc,nc->n", off, d) / np.maximum(d2, 1e-12)
+        rest = off - np.clip(share, 0.0, 1.0)[:, None] * d
+        hit = ((ts != j) & (at(mass)[:, 0] > 0.01) & (d2 > 0.01) & (share >= params.missed_share)
+               & (share - alphas[j, ys, xs] >= params.missed_share)
+               & (np.einsum("nc,nc->n", rest, rest) < 0.25 * far))
+        flag[ys[hit], xs[hit]] = True
+    return flag
+
+
+def _missed_at_most(image: np.ndarray, alphas: np.ndarray, params: RefineParams) -> np.ndarray:
+    """``missed_structures``, looked for at no more than ``params.missed_pixels`` pixels
+    (area-averaged: a strand still shows there as a mix) and brought back to full size,
+    where the band's solve gives it its shape."""
+    k, h, w = alphas.shape
+    if h * w <= params.missed_pixels:
+        return missed_structures(image, alphas, params)
+    f = math.sqrt(params.missed_pixels / (h * w))
+    hs, ws = max(8, round(h * f)), max(8, round(w * f))
+    small = missed_structures(resize(image, hs, ws), resize_planes(alphas, hs, ws), params)
+    return cv2.resize(small.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
 def settle_inplace(alphas: np.ndarray, band: np.ndarray, confident: float, band_rows: int = 256) -> None:
     """Outside ``band``, where a layer reaches ``confident``: that layer 1, every other
     layer exactly 0 (in bands of rows)."""
@@ -109,15 +202,19 @@ def band_system(image: np.ndarray, unknown: np.ndarray, values: np.ndarray,
 
 
 def _solve_region(image: np.ndarray, current: np.ndarray, guess: np.ndarray, unknown: np.ndarray,
-                  params: RefineParams, cancel: CancelFn) -> np.ndarray:
-    """The band's layers in one region: n_unknown × K (float32)."""
+                  params: RefineParams, cancel: CancelFn, weak: np.ndarray | None = None) -> np.ndarray:
+    """The band's layers in one region: n_unknown × K (float32). ``weak`` (bool, as
+    ``unknown``): pixels pulled to ``guess`` with ``params.missed_data_weight`` only."""
     k = current.shape[0]
     A, fixed = band_system(image, unknown, current, params.eps)
     flat_u = np.flatnonzero(unknown.ravel())
+    lam = np.full(len(flat_u), params.data_weight)
+    if weak is not None:
+        lam[weak.ravel()[flat_u]] = params.missed_data_weight
     # float32 for the solves (to 1e-3: ample), half the memory traffic of float64; the
     # windows' inverses above need float64.
-    A = (A + params.data_weight * sp.eye(len(flat_u), format="csr")).astype(np.float32)
-    b = (params.data_weight * guess.reshape(k, -1).T[flat_u] - fixed).astype(np.float32)
+    A = (A + sp.diags(lam, format="csr")).astype(np.float32)
+    b = (lam[:, None] * guess.reshape(k, -1).T[flat_u] - fixed).astype(np.float32)
     x = current.reshape(k, -1).T[flat_u].astype(np.float32)
     x = cg_columns(A, b, x, params.cg_tol, params.cg_iterations, cancel)
     if not params.sparsity_iterations:
@@ -270,6 +367,11 @@ def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     when given; pixels outside it are context only)."""
     k, H, W = alphas.shape
     band = uncertain_band(alphas, scale, params)
+    weak = None
+    if params.missed:
+        found = cv2.dilate(_missed_at_most(image, alphas, params).astype(np.uint8), _disc(1)).astype(bool)
+        weak = found
+        band |= found
     if region is not None:
         band &= region
     guess, alphas = alphas, alphas.copy()
@@ -296,7 +398,8 @@ def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
         if not unknown.any():
             continue
         cur = alphas[:, y0:y1, x0:x1]
-        sol = _solve_region(image[y0:y1, x0:x1], cur, guess[:, y0:y1, x0:x1], unknown, params, cancel)
+        sol = _solve_region(image[y0:y1, x0:x1], cur, guess[:, y0:y1, x0:x1], unknown, params, cancel,
+                            None if weak is None else weak[y0:y1, x0:x1])
         np.clip(sol, 0.0, 1.0, out=sol)
         sol /= np.maximum(sol.sum(axis=1, keepdims=True), 1e-12)
         # Keep only the tile's own pixels; the margin is the next tiles' to solve.
