@@ -305,8 +305,11 @@ def refine_layers(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
             if inside is not None:
                 np.copyto(start, resize_planes(alphas, hh, ww), where=~inside[None])
         share = (hh * ww) / (H * W)
+        # Strands are looked for on the first level, and on any other up to missed_pixels:
+        # above that a finer level's band already holds what a coarser one found.
+        look = params.missed and (current is None or hh * ww <= params.missed_pixels)
         current = _refine_level(img, start, level_scale, params, cancel,
-                                lambda st, f, share=share: level_report(st, f, share), inside)
+                                lambda st, f, share=share: level_report(st, f, share), inside, look)
         done[0] += share
         level_scale = params.level_factor
     if region is not None:   # exactly the caller's layers outside the region
@@ -362,13 +365,14 @@ def _region_at(region: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: RefineParams,
-                  cancel: CancelFn, progress: ProgressFn, region: np.ndarray | None = None) -> np.ndarray:
+                  cancel: CancelFn, progress: ProgressFn, region: np.ndarray | None = None,
+                  missed: bool = False) -> np.ndarray:
     """One level: settle the confident pixels, solve the band in tiles (within ``region``
     when given; pixels outside it are context only)."""
     k, H, W = alphas.shape
     band = uncertain_band(alphas, scale, params)
     weak = None
-    if params.missed:
+    if missed:
         found = cv2.dilate(_missed_at_most(image, alphas, params).astype(np.uint8), _disc(1)).astype(bool)
         weak = found
         band |= found
