@@ -180,6 +180,7 @@ class RefineParams:
     missed_spread: float = 9.0       # … and its colour this many variances from its layer's mean
     missed_data_weight: float = 1e-4  # λ on those pixels (the upsampled layers know nothing there)
     missed_pixels: int = 1_000_000   # looked for at most at this size (cost at 12 MP)
+    missed_start: bool = True        # the solve starts them at the mix their colour shows
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,16 @@ def _layer_colour_stats(image: np.ndarray, sq: np.ndarray, mine: np.ndarray, rad
 
 
 def missed_structures(image: np.ndarray, alphas: np.ndarray, params: RefineParams = RefineParams()) -> np.ndarray:
-    """H×W bool: pixels whose colour is a mix of their strongest layer's and another
-    layer's, with more of that other layer than the layers give it: something of it is
-    there that the working size missed (a strand thinner than its pixels).
+    """H×W bool: the pixels ``missed_mix`` finds."""
+    return missed_mix(image, alphas, params)[0] >= 0
+
+
+def missed_mix(image: np.ndarray, alphas: np.ndarray,
+               params: RefineParams = RefineParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels whose colour is a mix of their strongest layer's and another layer's, with
+    more of that other layer than the layers give it: something of it is there that the
+    working size missed (a strand thinner than its pixels). H×W int (that other layer,
+    −1 where none) and H×W float32 (its share of the colour).
 
     Each layer's local colour F and its variance are taken over its pure pixels
     (α ≥ ``params.confident``) within ``params.missed_radius`` × √(H·W). A pixel of layer
@@ -123,10 +130,12 @@ def missed_structures(image: np.ndarray, alphas: np.ndarray, params: RefineParam
         d = image - full[:, :, :3]
         np.copyto(far, np.einsum("hwc,hwc->hw", d, d), where=mine)
         odd |= mine & (far > params.missed_spread * full[:, :, 3])
-    flag = np.zeros((h, w), bool)
+    layer = np.full((h, w), -1, np.int64)
+    mix = np.zeros((h, w), np.float32)
     ys, xs = np.nonzero(odd)
     if not len(ys):
-        return flag
+        return layer, mix
+    best = np.zeros(len(ys), np.float32)
     ts, own, far = top[ys, xs], own[ys, xs], far[ys, xs]
     off = image[ys, xs] - own
     # The other layers' means at the candidates: bilinear from the coarse maps.
@@ -148,21 +157,25 @@ def missed_structures(image: np.ndarray, alphas: np.ndarray, params: RefineParam
         hit = ((ts != j) & (at(mass)[:, 0] > 0.01) & (d2 > 0.01) & (share >= params.missed_share)
                & (share - alphas[j, ys, xs] >= params.missed_share)
                & (np.einsum("nc,nc->n", rest, rest) < 0.25 * far))
-        flag[ys[hit], xs[hit]] = True
-    return flag
+        hit &= share > best
+        best[hit] = share[hit]
+        layer[ys[hit], xs[hit]] = j
+    mix[ys, xs] = np.minimum(best, 1.0)
+    return layer, mix
 
 
-def _missed_at_most(image: np.ndarray, alphas: np.ndarray, params: RefineParams) -> np.ndarray:
-    """``missed_structures``, looked for at no more than ``params.missed_pixels`` pixels
+def _missed_at_most(image: np.ndarray, alphas: np.ndarray, params: RefineParams) -> tuple[np.ndarray, np.ndarray]:
+    """``missed_mix``, looked for at no more than ``params.missed_pixels`` pixels
     (area-averaged: a strand still shows there as a mix) and brought back to full size,
     where the band's solve gives it its shape."""
     k, h, w = alphas.shape
     if h * w <= params.missed_pixels:
-        return missed_structures(image, alphas, params)
+        return missed_mix(image, alphas, params)
     f = math.sqrt(params.missed_pixels / (h * w))
     hs, ws = max(8, round(h * f)), max(8, round(w * f))
-    small = missed_structures(resize(image, hs, ws), resize_planes(alphas, hs, ws), params)
-    return cv2.resize(small.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    layer, mix = missed_mix(resize(image, hs, ws), resize_planes(alphas, hs, ws), params)
+    return (cv2.resize(layer.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64),
+            cv2.resize(mix, (w, h), interpolation=cv2.INTER_NEAREST))
 
 
 def settle_inplace(alphas: np.ndarray, band: np.ndarray, confident: float, band_rows: int = 256) -> None:
@@ -373,13 +386,20 @@ def _refine_level(image: np.ndarray, alphas: np.ndarray, scale: float, params: R
     band = uncertain_band(alphas, scale, params)
     weak = None
     if missed:
-        found = cv2.dilate(_missed_at_most(image, alphas, params).astype(np.uint8), _disc(1)).astype(bool)
-        weak = found
-        band |= found
+        mixed_with, mix = _missed_at_most(image, alphas, params)
+        weak = cv2.dilate((mixed_with >= 0).astype(np.uint8), _disc(1)).astype(bool)
+        band |= weak
     if region is not None:
         band &= region
     guess, alphas = alphas, alphas.copy()
     settle_inplace(alphas, band if region is None else band | ~region, params.confident)
+    if weak is not None and params.missed_start:
+        # The solve starts the found pixels at the mix their colour shows: the weak pull
+        # leaves a long strand to CG, which carries a value about one pixel per step.
+        ys, xs = np.nonzero((mixed_with >= 0) & band)
+        share = mix[ys, xs]
+        alphas[:, ys, xs] *= 1.0 - share
+        alphas[mixed_with[ys, xs], ys, xs] += share
     if not band.any():
         report(progress, "edges", 1.0)
         return alphas
