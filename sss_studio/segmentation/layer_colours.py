@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 
-def _box(x: np.ndarray, radius: int) -> np.ndarray:
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """The mean over a (2·radius + 1)² box, O(N) at any radius (edges reflected)."""
     return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
@@ -38,9 +39,9 @@ def layer_colours(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     a3 = a[:, :, None]
     fg, bg = image, image
     for radius in colour_radii(*a.shape):
-        mean_a = _box(a, radius)[:, :, None]
-        fg_mean = _box(fg * a3, radius) / (mean_a + 1e-5)
-        bg_mean = _box(bg * (1.0 - a3), radius) / (1.0 - mean_a + 1e-5)
+        mean_a = box_mean(a, radius)[:, :, None]
+        fg_mean = box_mean(fg * a3, radius) / (mean_a + 1e-5)
+        bg_mean = box_mean(bg * (1.0 - a3), radius) / (1.0 - mean_a + 1e-5)
         residual = image - a3 * fg_mean - (1.0 - a3) * bg_mean
         fg = np.clip(fg_mean + a3 * residual, 0.0, 1.0)
         bg = np.clip(bg_mean + (1.0 - a3) * residual, 0.0, 1.0)

@@ -171,9 +171,10 @@ class RefineParams:
     sparsity_gradient: float = 0.05  # γ rises linearly to 1 (no pull) at this photo gradient …
     colour_gradient: bool = True     # … of the colour (RMS over R, G, B); False: of the luminance
     sparsity_settled: float = 0.05   # … but full pull for a layer the matting solve puts within this of 0 or 1
-    # Structures the working size missed (strands thinner than its pixels): settled pixels
-    # whose colour is a mix of their layer's and another layer's nearby pure colours
-    # (refine.missed_structures) join the band with a weak pull to the upsampled layers.
+    # Structures the working size missed (strands thinner than its pixels): pixels whose
+    # colour is a mix of their layer's and another layer's nearby pure colours, with more
+    # of that layer than the layers give it (refine.missed_mix), join the band with a weak
+    # pull to the upsampled layers.
     missed: bool = True
     missed_radius: float = 0.3       # the layers' local colours: box radius, × √(H·W)
     missed_share: float = 0.25       # the other layer's share of the mix that flags a pixel

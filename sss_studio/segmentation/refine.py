@@ -16,6 +16,9 @@ settled almost everywhere and blurred guesses along their edges. Here, at full s
    Then a few IRLS steps of the relaxed sparsification's prior push textured solid
    pixels to 0 or 1, with no pull along the photo's own gradients (blurred edges)
    unless the matting solution already puts the layer within a few hundredths of 0 or 1.
+4. ``missed_mix``: pixels whose colour shows another layer that the working size lost
+   (a strand thinner than its pixels) join the band with a weak pull, starting from the
+   mix their colour shows.
 
 The band is solved tile by tile (each tile with a margin of context whose outer ring is
 held at its current values, the tiles before it already refined), so memory is bounded
@@ -36,6 +39,7 @@ from .affinity import OFFSETS
 from .band_stencil import band_stencil
 from .cancel import CancelFn, ProgressFn, check, report
 from .column_cg import cg_columns
+from .layer_colours import box_mean
 from .params import RefineParams
 from ..resize import AREA, LINEAR, resize
 from .sparsify import image_gradient, normalise_planes_inplace
@@ -72,10 +76,6 @@ def uncertain_band(alphas: np.ndarray, scale: float, params: RefineParams = Refi
     return (cv2.dilate(unsure, _disc(radius)) & near_edge).astype(bool)
 
 
-def _box(x: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-
 def _layer_colour_stats(image: np.ndarray, sq: np.ndarray, mine: np.ndarray, radius: int,
                         shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local mean colour (hc×wc×3), colour variance (trace) and share of the pixels
@@ -85,9 +85,9 @@ def _layer_colour_stats(image: np.ndarray, sq: np.ndarray, mine: np.ndarray, rad
     hc, wc = shape
     r = max(1, round(radius * hc / h))
     m = mine.astype(np.float32)
-    mass = np.maximum(_box(resize(m, hc, wc), r), 1e-6)
-    mean = _box(resize(image * m[:, :, None], hc, wc), r) / mass[:, :, None]
-    spread = np.maximum(_box(resize(sq * m, hc, wc), r) / mass - np.einsum("hwc,hwc->hw", mean, mean), 0.0)
+    mass = np.maximum(box_mean(resize(m, hc, wc), r), 1e-6)
+    mean = box_mean(resize(image * m[:, :, None], hc, wc), r) / mass[:, :, None]
+    spread = np.maximum(box_mean(resize(sq * m, hc, wc), r) / mass - np.einsum("hwc,hwc->hw", mean, mean), 0.0)
     return mean, spread, mass
 
 
@@ -139,15 +139,16 @@ def missed_mix(image: np.ndarray, alphas: np.ndarray,
     ts, own, far = top[ys, xs], own[ys, xs], far[ys, xs]
     off = image[ys, xs] - own
     # The other layers' means at the candidates: bilinear from the coarse maps.
-    cy = np.clip((ys + 0.5) * coarse[0] / h - 0.5, 0, coarse[0] - 1)
-    cx = np.clip((xs + 0.5) * coarse[1] / w - 0.5, 0, coarse[1] - 1)
-    y0, x0 = np.minimum(cy.astype(int), coarse[0] - 2).clip(0), np.minimum(cx.astype(int), coarse[1] - 2).clip(0)
-    y1, x1 = np.minimum(y0 + 1, coarse[0] - 1), np.minimum(x0 + 1, coarse[1] - 1)
-    fy, fx = (cy - y0)[:, None], (cx - x0)[:, None]
+    # (cv2.remap's maps, as rows of 1024: its sides must stay below 32767.)
+    n = len(ys)
+    rows = -(-n // 1024)
+    map_y, map_x = (np.pad(np.clip((v + 0.5) * c / s - 0.5, 0, c - 1).astype(np.float32), (0, rows * 1024 - n),
+                           mode="edge").reshape(rows, 1024)
+                    for v, c, s in ((ys, coarse[0], h), (xs, coarse[1], w)))
 
     def at(m: np.ndarray) -> np.ndarray:
-        m = m.reshape(coarse[0], coarse[1], -1)
-        return ((m[y0, x0] * (1 - fx) + m[y0, x1] * fx) * (1 - fy) + (m[y1, x0] * (1 - fx) + m[y1, x1] * fx) * fy)
+        got = cv2.remap(m.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return got.reshape(rows * 1024, -1)[:n]
 
     for j, (mean, _, mass) in enumerate(stats):
         d = at(mean) - own
